@@ -1,0 +1,5 @@
+"""`python -m gcx` runs the command-line tool."""
+
+from gcx.cli import main
+
+main()

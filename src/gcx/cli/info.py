@@ -1,0 +1,63 @@
+"""`gcx info` and `gcx codecs`: what is inside a file, and what this gcx can code."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict
+
+import click
+
+from gcx import api
+from gcx.fileio import read_input
+from gcx.registry import available_codecs
+
+
+@click.command("info")
+@click.argument("source", metavar="INPUT.gcx")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info_cmd(source: str, as_json: bool) -> int:
+    """Show a .gcx file's header, chunk table and bits per chunk (damaged CRCs are reported, not fatal)."""
+    report = api.inspect(io.BytesIO(read_input(source)))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_report(source, report)
+    for problem in report["problems"]:
+        click.echo(f"gcx: error: {problem}", err=True)
+    return 1 if report["problems"] else 0
+
+
+def _print_report(source: str, r: dict) -> None:
+    installed = "" if r["codec_installed"] else "  [not installed]"
+    frames = f", {r['frames']} frames" if r["media"] == "video" else ""
+    lines = [
+        f"{source}: gcx format {r['format_version']} (readable by readers of version {r['min_reader_version']}+)",
+        f"  codec    {r['codec']} (id {r['codec_id']}, version {r['codec_version']}){installed}",
+        f"  picture  {r['media']} {r['width']}x{r['height']} {r['colour']} {r['bit_depth']}-bit{frames}",
+        f"  size     {r['size_bytes']:,} bytes, {r['bpp']:.4f} bits per pixel",
+    ]
+    if r["weights_hash"]:
+        lines.append(f"  weights  sha256 {r['weights_hash']}")
+    lines.append(f"  {'chunk':<6}{'offset':>10}{'length':>10}  {'kind':<9}{'crc':<5}{'bits':>11}{'bpp':>9}")
+    for c in r["chunks"]:
+        kind = "critical" if c["critical"] else "ancillary"
+        crc = "ok" if c["crc_ok"] else "BAD"
+        lines.append(
+            f"  {c['type']:<6}{c['offset']:>10}{c['length']:>10}  {kind:<9}{crc:<5}{c['bits']:>11}{c['bpp']:>9.4f}"
+        )
+    click.echo("\n".join(lines))
+
+
+@click.command("codecs")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def codecs_cmd(as_json: bool) -> None:
+    """List installed codecs with their IDs, versions and media kinds."""
+    infos = available_codecs()
+    if as_json:
+        click.echo(json.dumps([asdict(i) for i in infos], indent=2))
+        return
+    click.echo(f"{'id':>5}  {'name':<10}{'version':>8}  {'media':<7}{'kind':<9}summary")
+    for i in infos:
+        kind = "lossy" if i.lossy else "lossless"
+        click.echo(f"{i.id:>5}  {i.name:<10}{i.version:>8}  {i.media:<7}{kind:<9}{i.summary}")

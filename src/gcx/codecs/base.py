@@ -1,0 +1,44 @@
+"""What every codec provides, so the container, CLI and registry never special-case one."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from gcx.container.chunk import Chunk
+from gcx.container.header import Header, MediaKind
+from gcx.image import RasterImage
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """A codec's output for one image: its chunks, and the hash of the weights it used (if any)."""
+
+    chunks: list[Chunk]
+    weights_hash: bytes = b""
+
+
+class Codec(ABC):
+    """A codec class: identity as class attributes, the work in two methods.
+
+    `id` is assigned once in formats/codecs.md and never reused; `version` is the highest codec
+    bitstream version this class writes and reads. `chunk_types` lists the critical chunk types it
+    reads: any other critical chunk in a file is refused.
+    """
+
+    id: ClassVar[int]
+    name: ClassVar[str]
+    version: ClassVar[int]
+    media: ClassVar[MediaKind] = MediaKind.IMAGE
+    lossy: ClassVar[bool]
+    summary: ClassVar[str] = ""
+    chunk_types: ClassVar[frozenset[str]] = frozenset()
+
+    @abstractmethod
+    def encode_image(self, image: RasterImage, quality: float | None = None) -> EncodedImage:
+        """Code the pixels (metadata is the container's business)."""
+
+    @abstractmethod
+    def decode_image(self, header: Header, chunks: list[Chunk]) -> RasterImage:
+        """Rebuild the pixels from this codec's chunks, in stream order. Every byte may be hostile."""

@@ -1,0 +1,1 @@
+"""Lossless reference codec: reversible colour transform, interlaced prediction, context coding."""
