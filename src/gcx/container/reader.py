@@ -92,7 +92,10 @@ def iter_chunks(
     """
     limits = limits or Limits.from_env()
     src = _Source(_stream_of(source))
-    signature = src.read_exact(len(fmt.SIGNATURE), "signature")
+    signature = src.stream.read(len(fmt.SIGNATURE))
+    src.offset = len(signature)
+    if len(signature) < len(fmt.SIGNATURE) and fmt.SIGNATURE.startswith(signature):
+        raise GcxFormatError("file truncated inside the signature", offset=len(signature))
     if signature != fmt.SIGNATURE:
         if signature[1:4] == b"GCX":
             raise GcxFormatError("signature damaged (text-mode or 7-bit transfer?): not a valid .gcx file", offset=0)
