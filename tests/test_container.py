@@ -16,9 +16,9 @@ from gcx.container import format as fmt
 from gcx.errors import GcxFormatError
 from gcx.image import RasterImage
 
-chunk_types = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", min_size=4, max_size=4).filter(
-    lambda t: t not in (fmt.HEADER, fmt.END)
-)
+chunk_types = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", min_size=4, max_size=4
+).filter(lambda t: t not in (fmt.HEADER, fmt.END))
 headers = st.builds(
     Header,
     codec_id=st.integers(1, 0xFFFF),
@@ -87,7 +87,7 @@ def test_text_mode_damage_to_the_signature_is_named():
     data = pack_container(_header(), [])
     with pytest.raises(GcxFormatError, match="text-mode or 7-bit"):
         read_container(data.replace(b"\r\n", b"\n", 1))
-    with pytest.raises(GcxFormatError, match="not a .gcx file"):
+    with pytest.raises(GcxFormatError, match=r"not a \.gcx file"):
         read_container(b"\x89PNG\r\n\x1a\n" + data[8:])
 
 

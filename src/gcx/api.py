@@ -30,13 +30,14 @@ def encode(
     codec: str = "lossless",
     quality: float | None = None,
     *,
+    options: dict[str, str] | None = None,
     registry: CodecRegistry | None = None,
 ) -> bytes:
     """Code `image` with the named codec; its metadata rides along in ancillary chunks.
 
     Lossless codecs also store a hash of the pixels, so a decoder can prove the round trip exact.
     """
-    coder = (registry or default_registry).by_name(codec)
+    coder = (registry or default_registry).by_name(codec, options)
     if coder.media != MediaKind.IMAGE:
         raise UnsupportedImageError(f"codec {coder.name!r} codes {coder.media.name.lower()}, not images")
     if quality is not None:
@@ -60,9 +61,9 @@ def encode(
     return pack_container(header, chunks)
 
 
-def _codec_for(gcx: GcxFile, registry: CodecRegistry) -> Codec:
+def _codec_for(gcx: GcxFile, registry: CodecRegistry, options: dict[str, str] | None) -> Codec:
     header = gcx.header
-    coder = registry.by_id(header.codec_id)
+    coder = registry.by_id(header.codec_id, options)
     if header.codec_version > coder.version:
         raise GcxFormatError(
             f"file written by {coder.name} version {header.codec_version}; this gcx has version {coder.version}: "
@@ -84,6 +85,7 @@ def decode(
     source: bytes | BinaryIO,
     *,
     limits: Limits | None = None,
+    options: dict[str, str] | None = None,
     registry: CodecRegistry | None = None,
 ) -> RasterImage:
     """Decode a .gcx image. Damage of any kind raises GcxFormatError (naming chunk and offset when known);
@@ -92,7 +94,7 @@ def decode(
     header = gcx.header
     if header.media != MediaKind.IMAGE:
         raise GcxFormatError(f"file holds {header.media.name.lower()}, not an image", chunk=fmt.HEADER)
-    coder = _codec_for(gcx, registry or default_registry)
+    coder = _codec_for(gcx, registry or default_registry, options)
     codec_chunks = [c for c in gcx.chunks if c.type in coder.chunk_types]
     try:
         image = coder.decode_image(header, codec_chunks)
@@ -132,7 +134,13 @@ def inspect(source: bytes | BinaryIO, *, limits: Limits | None = None, registry:
     pixels = header.pixels * max(header.frame_count, 1)
     chunks = [
         ChunkReport(
-            r.type, r.offset, len(r.chunk.payload), r.chunk.critical, r.crc_ok, 8 * r.chunk.size, 8 * r.chunk.size / pixels
+            r.type,
+            r.offset,
+            len(r.chunk.payload),
+            r.chunk.critical,
+            r.crc_ok,
+            8 * r.chunk.size,
+            8 * r.chunk.size / pixels,
         )
         for r in gcx.records
     ]

@@ -22,6 +22,7 @@ class CodecInfo:
     media: str
     lossy: bool
     summary: str
+    options: dict[str, str]
 
 
 class CodecRegistry:
@@ -45,7 +46,9 @@ class CodecRegistry:
             raise CodecNotFoundError(f"codec {cls.name!r}: id {cls.id} outside 1..65535")
         assigned = fmt.ASSIGNED_CODEC_IDS.get(cls.id)
         if assigned is not None and assigned != cls.name:
-            raise CodecNotFoundError(f"codec {cls.name!r}: id {cls.id} is assigned to {assigned!r} in formats/codecs.md")
+            raise CodecNotFoundError(
+                f"codec {cls.name!r}: id {cls.id} is assigned to {assigned!r} in formats/codecs.md"
+            )
         self._by_id[cls.id] = cls
         self._by_name[cls.name] = cls
         return cls
@@ -63,26 +66,26 @@ class CodecRegistry:
     def _installed(self) -> str:
         return ", ".join(f"{c.name} ({c.id})" for c in sorted(self._by_id.values(), key=lambda c: c.id)) or "none"
 
-    def by_id(self, codec_id: int) -> Codec:
+    def by_id(self, codec_id: int, options: dict[str, str] | None = None) -> Codec:
         self._load()
         cls = self._by_id.get(codec_id)
         if cls is None:
             name = fmt.ASSIGNED_CODEC_IDS.get(codec_id)
             needed = f"codec {name!r} (id {codec_id})" if name else f"codec id {codec_id}, unknown to this gcx"
             raise CodecNotFoundError(f"this file needs {needed}; installed: {self._installed()}")
-        return cls()
+        return cls(**(options or {}))
 
-    def by_name(self, name: str) -> Codec:
+    def by_name(self, name: str, options: dict[str, str] | None = None) -> Codec:
         self._load()
         cls = self._by_name.get(name)
         if cls is None:
             raise CodecNotFoundError(f"no codec named {name!r}; installed: {self._installed()}")
-        return cls()
+        return cls(**(options or {}))
 
     def infos(self) -> list[CodecInfo]:
         self._load()
         return [
-            CodecInfo(c.id, c.name, c.version, c.media.name.lower(), c.lossy, c.summary)
+            CodecInfo(c.id, c.name, c.version, c.media.name.lower(), c.lossy, c.summary, dict(c.options))
             for c in sorted(self._by_id.values(), key=lambda c: c.id)
         ]
 

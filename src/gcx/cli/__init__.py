@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -63,15 +64,15 @@ def run(args: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("GCX_DEBUG"):
             raise
-        return _fail(f"internal error: {type(exc).__name__}: {exc} (GCX_DEBUG=1 shows a traceback)", EXIT_INTERNAL)
+        return _fail(
+            f"internal error: {type(exc).__name__}: {exc} (GCX_DEBUG=1 shows a traceback)", EXIT_INTERNAL
+        )
     return result if isinstance(result, int) else 0
 
 
 def main() -> None:
     """Console-script entry point."""
     code = run()
-    try:
+    with contextlib.suppress(BrokenPipeError):
         sys.stdout.flush()
-    except BrokenPipeError:
-        pass
     sys.exit(code)

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from gcx.cli.convert import codec_option
 from gcx.errors import GcxError
 
 
@@ -61,7 +62,18 @@ def plan(src: Path, dst: Path, recursive: bool, out_format: str) -> tuple[list[T
     return list(tasks.values()), failures
 
 
-def convert_one(task: Task, codec: str, quality: float | None, out_format: str, force: bool) -> tuple[int, int]:
+@dataclass(frozen=True)
+class Job:
+    """What every task of one batch shares."""
+
+    codec: str
+    quality: float | None
+    options: dict[str, str]
+    out_format: str
+    force: bool
+
+
+def convert_one(task: Task, job: Job) -> tuple[int, int]:
     """Encode or decode one file (runs in a worker process); returns (input bytes, output bytes)."""
     from gcx import api
     from gcx.fileio import write_output
@@ -69,17 +81,17 @@ def convert_one(task: Task, codec: str, quality: float | None, out_format: str, 
 
     data = task.source.read_bytes()
     if task.decode:
-        out = encode_image_file(api.decode(data), out_format)
+        out = encode_image_file(api.decode(data, options=job.options), job.out_format)
     else:
-        out = api.encode(load_image(data), codec, quality)
+        out = api.encode(load_image(data), job.codec, job.quality, options=job.options)
     task.dest.parent.mkdir(parents=True, exist_ok=True)
-    write_output(str(task.dest), out, force=force)
+    write_output(str(task.dest), out, force=job.force)
     return len(data), len(out)
 
 
-def _run_one(task: Task, codec: str, quality: float | None, out_format: str, force: bool) -> tuple[int, int] | str:
+def _run_one(task: Task, job: Job) -> tuple[int, int] | str:
     try:
-        return convert_one(task, codec, quality, out_format, force)
+        return convert_one(task, job)
     except Exception as exc:  # reported per file; the batch goes on
         return f"{type(exc).__name__}: {exc}" if not isinstance(exc, GcxError | OSError) else str(exc)
 
@@ -92,15 +104,25 @@ def _run_one(task: Task, codec: str, quality: float | None, out_format: str, for
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), default=os.cpu_count() or 1, show_default=True)
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders (the tree is mirrored).")
 @click.option("--format", "out_format", default="png", show_default=True, help="Image format of decoded files.")
+@codec_option
 @click.option("-f", "--force", is_flag=True, help="Redo and overwrite outputs that already exist.")
 def batch(
-    src: Path, dst: Path, codec: str, quality: float | None, jobs: int, recursive: bool, out_format: str, force: bool
+    src: Path,
+    dst: Path,
+    codec: str,
+    quality: float | None,
+    jobs: int,
+    recursive: bool,
+    out_format: str,
+    options: dict[str, str],
+    force: bool,
 ) -> int:
     """Encode every image under SRC into DST (decode .gcx files), skipping outputs already there."""
     from gcx.registry import default_registry
 
-    default_registry.by_name(codec)  # fail fast on a wrong name, before any worker starts
+    default_registry.by_name(codec, options)  # fail fast on a wrong name or option, before any worker starts
     out_format = out_format.lower().lstrip(".")
+    job = Job(codec, quality, options, out_format.upper(), force)
     tasks, failures = plan(src, dst, recursive, out_format)
     todo = [t for t in tasks if force or not t.dest.exists()]
     skipped = len(tasks) - len(todo)
@@ -112,9 +134,7 @@ def batch(
         tqdm(total=len(todo), unit="file", desc="gcx batch", disable=None, dynamic_ncols=True) as bar,
         ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool,
     ):
-        pending: dict[Future, Task] = {
-            pool.submit(_run_one, t, codec, quality, out_format.upper(), force): t for t in todo
-        }
+        pending: dict[Future, Task] = {pool.submit(_run_one, t, job): t for t in todo}
         try:
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -13,6 +13,28 @@ from gcx.fileio import STDIO, check_output, read_input, write_output
 from gcx.image import encode_image_file, format_for, load_image
 
 
+def parse_options(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """`-O key=value` pairs into the codec's options."""
+    options = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE")
+        options[key] = value
+    return options
+
+
+codec_option = click.option(
+    "-O",
+    "--option",
+    "options",
+    multiple=True,
+    callback=parse_options,
+    metavar="KEY=VALUE",
+    help="A codec option (repeatable); `gcx codecs` lists them.",
+)
+
+
 def _default_output(source: str, suffix: str) -> str:
     if source == STDIO:
         return STDIO
@@ -24,14 +46,17 @@ def _default_output(source: str, suffix: str) -> str:
 @click.option("-o", "--output", help="Output .gcx file ('-' for stdout). Default: INPUT with .gcx.")
 @click.option("-c", "--codec", default="lossless", show_default=True, help="Codec name (see `gcx codecs`).")
 @click.option("-q", "--quality", type=click.FloatRange(1, 100), help="Quality 1-100, for lossy codecs.")
+@codec_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
-def encode_cmd(source: str, output: str | None, codec: str, quality: float | None, force: bool) -> None:
+def encode_cmd(
+    source: str, output: str | None, codec: str, quality: float | None, options: dict[str, str], force: bool
+) -> None:
     """Encode an image (any format Pillow reads) into a .gcx file."""
     output = output or _default_output(source, ".gcx")
     check_output(output, force=force, source=source)
     data = read_input(source)
     image = load_image(data if source == STDIO else source)
-    encoded = api.encode(image, codec, quality)
+    encoded = api.encode(image, codec, quality, options=options)
     write_output(output, encoded, force=force)
 
 
@@ -39,8 +64,9 @@ def encode_cmd(source: str, output: str | None, codec: str, quality: float | Non
 @click.argument("source", metavar="INPUT.gcx")
 @click.option("-o", "--output", help="Output image; format from its extension ('-' for stdout). Default: PNG.")
 @click.option("--format", "fmt", help="Image format when the extension does not say (e.g. png, webp, tiff).")
+@codec_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
-def decode_cmd(source: str, output: str | None, fmt: str | None, force: bool) -> None:
+def decode_cmd(source: str, output: str | None, fmt: str | None, options: dict[str, str], force: bool) -> None:
     """Decode a .gcx file into an image file (PNG, WebP, TIFF, ...)."""
     output = output or _default_output(source, f".{(fmt or 'png').lower()}")
     check_output(output, force=force, source=source)
@@ -48,7 +74,7 @@ def decode_cmd(source: str, output: str | None, fmt: str | None, force: bool) ->
         fmt = "PNG" if output == STDIO else format_for(output)
     elif fmt.upper() not in _pillow_formats():
         raise GcxError(f"unknown image format {fmt!r}")
-    image = api.decode(io.BytesIO(read_input(source)))
+    image = api.decode(io.BytesIO(read_input(source)), options=options)
     write_output(output, encode_image_file(image, fmt), force=force)
 
 

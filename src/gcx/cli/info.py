@@ -61,3 +61,5 @@ def codecs_cmd(as_json: bool) -> None:
     for i in infos:
         kind = "lossy" if i.lossy else "lossless"
         click.echo(f"{i.id:>5}  {i.name:<10}{i.version:>8}  {i.media:<7}{kind:<9}{i.summary}")
+        for key, meaning in i.options.items():
+            click.echo(f"{'':>7}-O {key}=...  {meaning}")

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from gcx.container.chunk import Chunk
 from gcx.container.header import Header, MediaKind
+from gcx.errors import UnsupportedImageError
 from gcx.image import RasterImage
 
 
@@ -34,6 +35,15 @@ class Codec(ABC):
     lossy: ClassVar[bool]
     summary: ClassVar[str] = ""
     chunk_types: ClassVar[frozenset[str]] = frozenset()
+    # Options a user may pass (`gcx encode -O key=value`, `gcx.encode(..., options=...)`): name -> help.
+    options: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, **options: str) -> None:
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            accepted = ", ".join(sorted(self.options)) or "none"
+            raise UnsupportedImageError(f"codec {self.name!r} has no option {unknown[0]!r} (accepted: {accepted})")
+        self.settings = dict(options)
 
     @abstractmethod
     def encode_image(self, image: RasterImage, quality: float | None = None) -> EncodedImage:
