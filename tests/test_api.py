@@ -23,8 +23,13 @@ def _sample() -> RasterImage:
 
 
 def test_metadata_survives_encode_and_decode(raw_registry):
-    meta = Metadata(icc=b"ICCPROFILE", exif=b"Exif\0\0MM\0*", xmp=b"<x:xmpmeta/>", text={"a": "1", "k\u00e9y": "v\u00e4l"},
-                    dpi=(300.0, 72.5))
+    meta = Metadata(
+        icc=b"ICCPROFILE",
+        exif=b"Exif\0\0MM\0*",
+        xmp=b"<x:xmpmeta/>",
+        text={"a": "1", "k\u00e9y": "v\u00e4l"},
+        dpi=(300.0, 72.5),
+    )
     image = _sample()
     image.metadata = meta
     decoded = api.decode(api.encode(image, "raw-test", registry=raw_registry), registry=raw_registry)
@@ -41,7 +46,10 @@ def test_png_text_icc_exif_xmp_and_dpi_go_through_gcx_and_back_into_png(raw_regi
     src = tmp_path / "src.png"
     _sample().to_pil().save(src, pnginfo=info, icc_profile=b"fake icc", exif=exif, dpi=(300, 300))
     image = load_image(src)
-    assert image.metadata.text == {"parameters": "a photo of a cat\nSteps: 20, Seed: 1", "Comment": "caf\u00e9"}
+    assert image.metadata.text == {
+        "parameters": "a photo of a cat\nSteps: 20, Seed: 1",
+        "Comment": "caf\u00e9",
+    }
     decoded = api.decode(api.encode(image, "raw-test", registry=raw_registry), registry=raw_registry)
     back = Image.open(io.BytesIO(encode_image_file(decoded, "PNG")))
     assert back.text == image.metadata.text
@@ -132,7 +140,8 @@ def test_inspect_reports_chunks_and_bits(raw_registry):
 
 
 @pytest.mark.parametrize(
-    ("mode", "expected"), [("1", "L"), ("P", "RGB"), ("L", "L"), ("LA", "LA"), ("RGB", "RGB"), ("RGBA", "RGBA")]
+    ("mode", "expected"),
+    [("1", "L"), ("P", "RGB"), ("L", "L"), ("LA", "LA"), ("RGB", "RGB"), ("RGBA", "RGBA")],
 )
 def test_load_image_keeps_values_of_convertible_modes(mode, expected):
     rng = np.random.default_rng(1)

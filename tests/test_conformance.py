@@ -23,7 +23,11 @@ def test_manifest_covers_every_stream():
 def test_stream_decodes_to_recorded_pixels(name):
     expected = MANIFEST[name]
     image = api.decode((CONFORMANCE / name).read_bytes())
-    assert (image.width, image.height, image.mode) == (expected["width"], expected["height"], expected["mode"])
+    assert (image.width, image.height, image.mode) == (
+        expected["width"],
+        expected["height"],
+        expected["mode"],
+    )
     assert hashlib.sha256(image.pixels.tobytes()).hexdigest() == expected["pixels_sha256"]
 
 

@@ -68,8 +68,11 @@ def test_payload_damage_behind_valid_crcs_is_caught_by_the_codec(sample):
     """The decoder itself must refuse garbage: the CRCs are right, the coded data is not."""
     rng = np.random.default_rng(RNG_SEED + 1)
     parsed = read_container(sample)
-    payload_spans = [(r.offset + 8, r.offset + 8 + len(r.chunk.payload)) for r in parsed.records
-                     if r.type in ("LPAR", "LDAT") and r.chunk.payload]
+    payload_spans = [
+        (r.offset + 8, r.offset + 8 + len(r.chunk.payload))
+        for r in parsed.records
+        if r.type in ("LPAR", "LDAT") and r.chunk.payload
+    ]
     for _ in range(200):
         data = bytearray(sample)
         start, end = payload_spans[rng.integers(len(payload_spans))]
@@ -97,7 +100,9 @@ def test_bad_crc_unknown_critical_and_unknown_codec(sample):
     data[parsed.records[1].offset + 8] ^= 0x40
     _expect_refusal(bytes(data))
     _expect_refusal(pack_container(parsed.header, [*parsed.chunks[1:-1], Chunk("QQQQ", b"")]))
-    _expect_refusal(pack_container(replace(parsed.header, codec_id=4242), parsed.chunks[1:-1]), CodecNotFoundError)
+    _expect_refusal(
+        pack_container(replace(parsed.header, codec_id=4242), parsed.chunks[1:-1]), CodecNotFoundError
+    )
 
 
 def test_dimensions_and_lengths_claiming_gigabytes(sample):
@@ -125,4 +130,3 @@ def test_cli_leaves_no_output_for_damaged_input(sample, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("gcx: error: ") and err.count("\n") == 1
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".gcx"] * 3
-

@@ -103,7 +103,7 @@ def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> RasterImage
                 im.load()
                 meta = _metadata_of(im)
                 mode = im.mode
-                if mode == "P" and ("transparency" in im.info or im.palette and im.palette.mode == "RGBA"):
+                if mode == "P" and ("transparency" in im.info or (im.palette and im.palette.mode == "RGBA")):
                     mode = "PA"
                 target = _LOSSLESS_CONVERSIONS.get(mode, mode)
                 if target not in ("L", "LA", "RGB", "RGBA"):
@@ -143,7 +143,9 @@ def format_for(path: str | os.PathLike[str]) -> str:
     ext = Path(path).suffix.lower()
     fmt = Image.registered_extensions().get(ext)
     if fmt is None or fmt not in Image.SAVE:
-        raise UnsupportedImageError(f"cannot write {ext or 'files without an extension'}: unknown image format")
+        raise UnsupportedImageError(
+            f"cannot write {ext or 'files without an extension'}: unknown image format"
+        )
     return fmt
 
 

@@ -52,7 +52,11 @@ class Chunk:
         """The chunk's bytes in the stream: length, type, payload, CRC."""
         ctype = self.type.encode("ascii")
         return b"".join(
-            (FRAME_HEAD.pack(len(self.payload), ctype), self.payload, FRAME_CRC.pack(chunk_crc(ctype, self.payload)))
+            (
+                FRAME_HEAD.pack(len(self.payload), ctype),
+                self.payload,
+                FRAME_CRC.pack(chunk_crc(ctype, self.payload)),
+            )
         )
 
     @property

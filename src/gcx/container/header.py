@@ -102,8 +102,22 @@ def unpack_header(payload: bytes, offset: int | None = None) -> Header:
         raise fail(f"invalid format version {version} (lowest reader {min_reader})")
     if len(payload) < _FIXED.size:
         raise fail(f"header is {len(payload)} bytes, needs at least {_FIXED.size}")
-    (_, _, codec_id, codec_version, media, colour, depth, flags, width, height, frames, rate_num, rate_den,
-     hash_len) = _FIXED.unpack_from(payload)
+    (
+        _,
+        _,
+        codec_id,
+        codec_version,
+        media,
+        colour,
+        depth,
+        flags,
+        width,
+        height,
+        frames,
+        rate_num,
+        rate_den,
+        hash_len,
+    ) = _FIXED.unpack_from(payload)
     if media not in MediaKind.__members__.values():
         raise fail(f"unknown media kind {media}")
     if colour not in ColourModel.__members__.values():
