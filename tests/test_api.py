@@ -181,3 +181,11 @@ def test_load_image_refuses_animations_and_non_images():
 def test_alpha_is_refused_by_formats_without_it():
     with pytest.raises(UnsupportedImageError, match="JPEG cannot store the alpha"):
         encode_image_file(RasterImage(np.zeros((2, 2, 4), np.uint8)), "JPEG")
+
+
+def test_load_image_applies_the_pixel_cap(monkeypatch):
+    buffer = io.BytesIO()
+    Image.new("L", (300, 200)).save(buffer, "PNG")
+    monkeypatch.setenv("GCX_MAX_PIXELS", "50000")
+    with pytest.raises(UnsupportedImageError, match="300x200 exceeds the cap of 50000 pixels"):
+        load_image(buffer.getvalue())

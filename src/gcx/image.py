@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from gcx.container.header import ColourModel
+from gcx.container.limits import Limits
 from gcx.container.metadata import Metadata
 from gcx.errors import UnsupportedImageError
 
@@ -94,8 +95,13 @@ def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> RasterImage
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # gcx's own cap applies instead
             with Image.open(stream) as im:
+                cap = Limits.from_env().max_pixels
+                if im.width * im.height > cap:
+                    raise UnsupportedImageError(
+                        f"{name}: {im.width}x{im.height} exceeds the cap of {cap} pixels (GCX_MAX_PIXELS)"
+                    )
                 if getattr(im, "n_frames", 1) > 1:
                     raise UnsupportedImageError(
                         f"{name}: has {im.n_frames} frames; image codecs take one (video support comes with nvc)"
@@ -113,7 +119,7 @@ def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> RasterImage
                     )
                 converted = im.convert(target) if target != im.mode else im
                 pixels = np.asarray(converted, dtype=np.uint8)
-    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise UnsupportedImageError(f"{name}: {_short(exc)}") from None
     except OSError as exc:
         if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
