@@ -6,9 +6,11 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gcx import api
+from gcx.image import RasterImage
 
 CONFORMANCE = Path(__file__).resolve().parent.parent / "formats" / "conformance"
 MANIFEST = json.loads((CONFORMANCE / "manifest.json").read_text())
@@ -35,3 +37,25 @@ def test_metadata_stream_keeps_its_metadata():
     image = api.decode((CONFORMANCE / "lossless-rgb-metadata.gcx").read_bytes())
     assert image.metadata.text == {"Title": "conformance", "Software": "gcx"}
     assert image.metadata.icc == b"not a real profile" and image.metadata.dpi == (300.0, 300.0)
+
+
+def _spec_example() -> bytes:
+    """The hex bytes of the byte-level example in formats/container.md: after the offset column,
+    each line's leading two-digit hex tokens."""
+    text = (CONFORMANCE.parent / "container.md").read_text()
+    block = text.split("## 6. Byte-level example", 1)[1].split("```")[1]
+    hex_bytes = []
+    for line in block.splitlines()[2:]:
+        for token in line[8:].split():
+            if len(token) != 2 or any(c not in "0123456789abcdef" for c in token):
+                break
+            hex_bytes.append(token)
+    return bytes.fromhex("".join(hex_bytes))
+
+
+def test_container_spec_example_is_what_gcx_writes_and_reads():
+    image = RasterImage(np.array([[[255, 0, 0], [0, 0, 255]]], np.uint8))
+    example = _spec_example()
+    assert len(example) == 148
+    assert api.decode(example).pixels.tobytes() == image.pixels.tobytes()
+    assert api.encode(image) == example

@@ -56,7 +56,7 @@ def encode(
         weights_hash=encoded.weights_hash,
     )
     chunks = image.metadata.to_chunks() + encoded.chunks
-    if not coder.lossy:
+    if not coder.lossy and coder.container_pixel_hash:
         chunks.append(pixel_hash_chunk(image.pixels.tobytes()))
     return pack_container(header, chunks)
 

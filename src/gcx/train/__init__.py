@@ -1,0 +1,1 @@
+"""Training data preparation for gcx codecs."""

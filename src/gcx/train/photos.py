@@ -1,0 +1,109 @@
+"""Build the training photo set from Debian wallpaper and puzzle packages.
+
+`python -m gcx.train.photos OUTDIR` downloads the packages with apt-get, extracts them with dpkg,
+downscales each photo by an integer box factor (which also washes out JPEG artefacts, so the
+codec is tuned on camera-like statistics rather than on JPEG blocks) and writes PNGs into OUTDIR.
+The result depends only on the package versions, so reruns give identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds", "palapeli-data")
+TARGET_SHORT_SIDE = 850
+_SIZE_NAME = re.compile(r"^(\d+)x(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
+
+
+def _download(workdir: Path) -> None:
+    """apt-get download into workdir; refresh the package lists once if the first try fails."""
+    cmd = ["apt-get", "download", *PACKAGES]
+    if subprocess.run(cmd, cwd=workdir).returncode == 0:
+        return
+    subprocess.run(["apt-get", "update"], check=True)
+    subprocess.run(cmd, cwd=workdir, check=True)
+
+
+def _extract(workdir: Path) -> Path:
+    root = workdir / "root"
+    for deb in sorted(workdir.glob("*.deb")):
+        subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+    return root
+
+
+def _plasma_sources(root: Path) -> list[tuple[str, Path]]:
+    """The largest image of each plasma wallpaper (the packages ship one file per screen size)."""
+    out = []
+    for wallpaper in sorted((root / "usr/share/wallpapers").iterdir()):
+        candidates = []
+        for f in (wallpaper / "contents/images").glob("*"):
+            m = _SIZE_NAME.match(f.name)
+            if m:
+                candidates.append((int(m[1]) * int(m[2]), f.name, f))
+        if candidates:
+            out.append((f"plasma_{wallpaper.name}", max(candidates)[2]))
+    return out
+
+
+def _sources(root: Path) -> list[tuple[str, Path]]:
+    mate = sorted((root / "usr/share/backgrounds/mate/nature").glob("*.jpg"))
+    palapeli = sorted((root / "usr/share/palapeli/collection").glob("*.jpg"))
+    return (
+        _plasma_sources(root)
+        + [(f"mate_{f.stem}", f) for f in mate]
+        + [(f"palapeli_{f.stem}", f) for f in palapeli]
+    )
+
+
+def downscale_factor(width: int, height: int) -> int:
+    """Integer factor that brings the short side closest to TARGET_SHORT_SIDE."""
+    short = min(width, height)
+    return min(range(1, max(1, short // 100) + 1), key=lambda f: abs(short / f - TARGET_SHORT_SIDE))
+
+
+def prepare(src: Path) -> Image.Image:
+    """Load as RGB, crop to a multiple of the factor and box-downscale."""
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+    f = downscale_factor(*im.size)
+    w, h = im.size[0] // f * f, im.size[1] // f * f
+    return im.crop((0, 0, w, h)).reduce(f) if f > 1 else im
+
+
+def build(outdir: Path) -> list[Path]:
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        _download(workdir)
+        root = _extract(workdir)
+        for name, src in _sources(root):
+            im = prepare(src)
+            kind = "png source, maybe an illustration" if src.suffix.lower() == ".png" else "jpeg source"
+            print(f"keep {name:40s} {im.size[0]}x{im.size[1]}  ({kind}: {src.relative_to(root)})")
+            dest = outdir / f"{name}.png"
+            tmp_dest = outdir / f".{name}.png.tmp"
+            im.save(tmp_dest, format="PNG")
+            tmp_dest.replace(dest)
+            written.append(dest)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("outdir", type=Path)
+    args = parser.parse_args(argv)
+    written = build(args.outdir)
+    print(f"{len(written)} photos in {args.outdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
