@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import BinaryIO
 
 from gcx.codecs.base import Codec
@@ -55,7 +55,8 @@ def encode(
         height=image.height,
         weights_hash=encoded.weights_hash,
     )
-    chunks = image.metadata.to_chunks() + encoded.chunks
+    kept_text = {k: v for k, v in image.metadata.text.items() if k not in encoded.text_keys}
+    chunks = replace(image.metadata, text=kept_text).to_chunks() + encoded.chunks
     if not coder.lossy and coder.container_pixel_hash:
         chunks.append(pixel_hash_chunk(image.pixels.tobytes()))
     return pack_container(header, chunks)
@@ -107,7 +108,8 @@ def decode(
     for chunk in gcx.find(fmt.PIXEL_HASH):
         if chunk.payload != pixel_hash_chunk(image.pixels.tobytes()).payload:
             raise GcxFormatError("decoded pixels do not match the stored hash", chunk=chunk.type, offset=chunk.offset)
-    image.metadata = Metadata.from_chunks(gcx.chunks)
+    stored = Metadata.from_chunks(gcx.chunks)
+    image.metadata = replace(stored, text={**image.metadata.text, **stored.text})
     return image
 
 

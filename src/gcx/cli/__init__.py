@@ -11,7 +11,9 @@ import click
 
 from gcx import __version__
 from gcx.cli.batch import batch
+from gcx.cli.bench import bench
 from gcx.cli.convert import decode_cmd, encode_cmd
+from gcx.cli.generate import generate
 from gcx.cli.info import codecs_cmd, info_cmd
 from gcx.errors import GcxError
 
@@ -32,6 +34,8 @@ cli.add_command(decode_cmd)
 cli.add_command(info_cmd)
 cli.add_command(codecs_cmd)
 cli.add_command(batch)
+cli.add_command(bench)
+cli.add_command(generate)
 
 
 def _fail(message: str, code: int) -> int:

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from gcx.bench.report import lossless_table, lossy_table, plot, summarize
-from gcx.bench.runner import BenchResult, CodecEntry, all_codecs, find_images, run, select_codecs, write_json
 from gcx.errors import CodecNotFoundError
 
 DEFAULT_QUALITIES = "10,20,35,50,65,80,90"
@@ -53,9 +51,7 @@ def _parse_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     metavar="LIST",
     help="Comma-separated qualities in 1..100 for every lossy codec (baselines round to integers).",
 )
-@click.option(
-    "--anchor", default="jpeg", show_default=True, help="Lossy codec BD-rates are measured against."
-)
+@click.option("--anchor", default="jpeg", show_default=True, help="Lossy codec BD-rates are measured against.")
 @click.option(
     "--json",
     "json_path",
@@ -93,6 +89,10 @@ def bench(
     JPEG (libjpeg-turbo, optimize, 4:2:0), WebP (method 6), AVIF (libaom via libavif, speed 6),
     JPEG XL (libjxl quality, effort 7), PNG (optimize), WebP lossless (method 4).
     """
+    # Imported here: scipy, matplotlib and the codec libraries would slow every other gcx command by seconds.
+    from gcx.bench.report import lossless_table, lossy_table, plot, summarize
+    from gcx.bench.runner import BenchResult, CodecEntry, all_codecs, find_images, run, select_codecs, write_json
+
     try:
         selected = select_codecs(codecs, anchor, all_codecs())
     except CodecNotFoundError as exc:

@@ -18,6 +18,8 @@ class EncodedImage:
 
     chunks: list[Chunk]
     weights_hash: bytes = b""
+    # Text metadata keys the payload itself carries (and decode_image restores): not stored twice.
+    text_keys: frozenset[str] = frozenset()
 
 
 class Codec(ABC):

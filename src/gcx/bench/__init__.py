@@ -1,0 +1,1 @@
+"""Benchmark gcx codecs against JPEG, WebP, AVIF and JPEG XL: rate, distortion, speed and BD-rate."""
