@@ -74,7 +74,14 @@ def search_quality(
     return at(lo)
 
 
-def encode_to_bpp(image: RasterImage, codec: str, target_bpp: float, *, step: float = 0.5) -> RateResult:
+def encode_to_bpp(
+    image: RasterImage,
+    codec: str,
+    target_bpp: float,
+    *,
+    step: float = 0.5,
+    options: dict[str, str] | None = None,
+) -> RateResult:
     """Encode `image` with gcx codec `codec` at the highest quality that fits `target_bpp` (whole file)."""
     info = next((c for c in available_codecs() if c.name == codec), None)
     if info is None:
@@ -82,5 +89,8 @@ def encode_to_bpp(image: RasterImage, codec: str, target_bpp: float, *, step: fl
     if not info.lossy:
         raise GcxError(f"codec {codec!r} is lossless: it has no quality to tune for a bitrate")
     return search_quality(
-        lambda quality: encode(image, codec, quality), image.height * image.width, target_bpp, step=step
+        lambda quality: encode(image, codec, quality, options=options),
+        image.height * image.width,
+        target_bpp,
+        step=step,
     )

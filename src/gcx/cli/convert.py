@@ -11,6 +11,7 @@ from gcx import api
 from gcx.errors import GcxError
 from gcx.fileio import STDIO, check_output, read_input, write_output
 from gcx.image import encode_image_file, format_for, load_image
+from gcx.ratecontrol import encode_to_bpp
 
 
 def parse_options(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -46,17 +47,31 @@ def _default_output(source: str, suffix: str) -> str:
 @click.option("-o", "--output", help="Output .gcx file ('-' for stdout). Default: INPUT with .gcx.")
 @click.option("-c", "--codec", default="lossless", show_default=True, help="Codec name (see `gcx codecs`).")
 @click.option("-q", "--quality", type=click.FloatRange(1, 100), help="Quality 1-100, for lossy codecs.")
+@click.option(
+    "--bpp", type=click.FloatRange(min=0, min_open=True), help="Target bits per pixel (whole file): picks the quality."
+)
 @codec_option
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 def encode_cmd(
-    source: str, output: str | None, codec: str, quality: float | None, options: dict[str, str], force: bool
+    source: str,
+    output: str | None,
+    codec: str,
+    quality: float | None,
+    bpp: float | None,
+    options: dict[str, str],
+    force: bool,
 ) -> None:
     """Encode an image (any format Pillow reads) into a .gcx file."""
     output = output or _default_output(source, ".gcx")
     check_output(output, force=force, source=source)
     data = read_input(source)
     image = load_image(data if source == STDIO else source)
-    encoded = api.encode(image, codec, quality, options=options)
+    if bpp is not None:
+        if quality is not None:
+            raise click.UsageError("give --quality or --bpp, not both")
+        encoded = encode_to_bpp(image, codec, bpp, options=options).data
+    else:
+        encoded = api.encode(image, codec, quality, options=options)
     write_output(output, encoded, force=force)
 
 

@@ -16,7 +16,7 @@ class Limits:
     GCX_MAX_PIXELS, GCX_MAX_FRAMES and GCX_MAX_CHUNK_BYTES.
     """
 
-    max_chunk_bytes: int = 256 << 20
+    max_chunk_bytes: int = 1 << 30
     max_pixels: int = 1 << 27
     max_frames: int = 1 << 24
 

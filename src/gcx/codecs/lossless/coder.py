@@ -31,7 +31,7 @@ _MODE_FITTED = 1
 
 
 class _Scan:
-    """Working state shared by encoder and decoder: the planes decoded so far (nearest-known fill
+    """Working state shared by encoder and decoder: the planes decoded so far (top-left fill
     elsewhere) and the magnitude of every residual decoded so far."""
 
     def __init__(self, height: int, width: int, specs: list[colour.PlaneSpec]) -> None:

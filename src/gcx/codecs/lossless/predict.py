@@ -5,7 +5,7 @@ The image is coded coarse to fine: first a grid with step S = 2**levels, then fo
 centres (y, x = h mod s) from four diagonal neighbours, horizontal midpoints (y = 0, x = h) and
 vertical midpoints (y = h, x = 0) from four axial neighbours. Every pass sees only pixels decoded
 earlier, so it is predicted in one vectorised step. Unknown positions of the working plane hold a
-nearest-known fill, so neighbours clamped at the border are still identical for both sides.
+top-left fill, so neighbours clamped at the border are still identical for both sides.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-COARSE_SIZE_BITS = 3  # the first grid has at most 2**3 + 1 samples per side
+COARSE_SIZE_BITS = 3  # the first grid has at most 2**3 samples per side
 COEF_SHIFT = 8  # linear predictor weights are integers / 2**COEF_SHIFT
 COEF_LIMIT = 1 << 15
 
@@ -50,7 +50,7 @@ class PassShape:
 
 
 def n_levels(height: int, width: int) -> int:
-    """Number of refinement levels; the coarse grid then has at most 9 samples per side."""
+    """Number of refinement levels; the coarse grid then has at most 8 samples per side."""
     return max(0, (max(height, width) - 1).bit_length() - COARSE_SIZE_BITS)
 
 
