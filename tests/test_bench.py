@@ -189,7 +189,7 @@ def test_rate_control_at_the_ends_of_the_quality_range() -> None:
 def test_encode_to_bpp_uses_the_gcx_codec_and_refuses_lossless(monkeypatch: pytest.MonkeyPatch) -> None:
     infos = [SimpleNamespace(name="fake", lossy=True), SimpleNamespace(name="exact", lossy=False)]
     monkeypatch.setattr(ratecontrol, "available_codecs", lambda: infos)
-    monkeypatch.setattr(ratecontrol, "encode", lambda image, codec, quality: bytes(int(quality * 5)))
+    monkeypatch.setattr(ratecontrol, "encode", lambda image, codec, quality, options=None: bytes(int(quality * 5)))
     image = RasterImage(np.zeros((10, 20, 3), np.uint8))
     result = ratecontrol.encode_to_bpp(image, "fake", 2.0)
     assert result.quality == 10 and result.bpp == 2.0  # 200 pixels, 5 bytes per quality unit
