@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -21,18 +20,8 @@ import numpy as np
 from PIL import Image
 
 import gcx
+from gcx.bench.photos import validation_photo_paths
 
-SKIMAGE_PHOTOS = (
-    "astronaut.png",
-    "chelsea.png",
-    "coffee.png",
-    "motorcycle_left.png",
-    "motorcycle_right.png",
-    "rocket.jpg",
-    "hubble_deep_field.jpg",
-    "retina.jpg",
-    "ihc.png",
-)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
 
 
@@ -94,10 +83,7 @@ def main() -> None:
     if args.folder:
         paths = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     else:
-        import skimage.data
-
-        root = Path(os.path.dirname(skimage.data.__file__))
-        paths = [root / name for name in SKIMAGE_PHOTOS]
+        paths = validation_photo_paths()
 
     totals = dict.fromkeys(CODECS, 0)
     pixels_total = 0
