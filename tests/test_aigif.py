@@ -39,23 +39,17 @@ def run_generate(*args: str) -> None:
     assert result.exit_code == 0, result.output
 
 
+def _generate_fox(store: Path, out: Path) -> None:
+    run_generate(
+        *("--model", str(store / "tiny-sd"), "--prompt", PROMPT, "--seed", "1234"),
+        *("--steps", "8", "--size", "64x64", "-o", str(out)),
+    )
+
+
 @pytest.fixture(scope="module")
 def generated(store: Path, tmp_path_factory: pytest.TempPathFactory) -> RasterImage:
     out = tmp_path_factory.mktemp("gen") / "fox.png"
-    run_generate(
-        "--model",
-        str(store / "tiny-sd"),
-        "--prompt",
-        PROMPT,
-        "--seed",
-        "1234",
-        "--steps",
-        "8",
-        "--size",
-        "64x64",
-        "-o",
-        str(out),
-    )
+    _generate_fox(store, out)
     return load_image(out)
 
 
@@ -143,20 +137,7 @@ def test_image_without_generation_metadata_is_stored_as_pixels() -> None:
 
 def test_generate_to_gcx(store: Path, tmp_path: Path, generated: RasterImage) -> None:
     out = tmp_path / "fox.gcx"
-    run_generate(
-        "--model",
-        str(store / "tiny-sd"),
-        "--prompt",
-        PROMPT,
-        "--seed",
-        "1234",
-        "--steps",
-        "8",
-        "--size",
-        "64x64",
-        "-o",
-        str(out),
-    )
+    _generate_fox(store, out)
     decoded = api.decode(out.read_bytes(), options={"models": str(store)})
     assert np.array_equal(decoded.pixels, generated.pixels)
     with pytest.raises(GcxError, match="exists"):
