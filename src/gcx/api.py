@@ -122,6 +122,17 @@ class ChunkReport:
     crc_ok: bool
     bits: int
     bpp: float
+    holds: str
+
+
+def _holds(chunk: Chunk, codec_names: dict[str, str], number: int, count: int) -> str:
+    """A short description of a chunk for `gcx info`; codec chunks of a repeated type are numbered."""
+    if chunk.type == fmt.TEXT:
+        return "text: " + chunk.payload.partition(b"\0")[0].decode("utf-8", "replace")
+    name = fmt.CHUNK_NAMES.get(chunk.type) or codec_names.get(chunk.type)
+    if name is None:
+        return "unknown" if chunk.critical else "unknown (skipped)"
+    return f"{name} {number}" if chunk.type in codec_names and count > 1 else name
 
 
 def inspect(source: bytes | BinaryIO, *, limits: Limits | None = None, registry: CodecRegistry | None = None) -> dict:
@@ -131,9 +142,11 @@ def inspect(source: bytes | BinaryIO, *, limits: Limits | None = None, registry:
     """
     gcx = read_container(source, limits, strict=False)
     header = gcx.header
-    names = {info.id: info.name for info in (registry or default_registry).infos()}
-    name = names.get(header.codec_id) or fmt.ASSIGNED_CODEC_IDS.get(header.codec_id) or "unknown"
+    infos = {info.id: info for info in (registry or default_registry).infos()}
+    codec = infos.get(header.codec_id)
+    name = codec.name if codec else fmt.ASSIGNED_CODEC_IDS.get(header.codec_id, "unknown")
     pixels = header.pixels * max(header.frame_count, 1)
+    types = [r.type for r in gcx.records]
     chunks = [
         ChunkReport(
             r.type,
@@ -143,14 +156,15 @@ def inspect(source: bytes | BinaryIO, *, limits: Limits | None = None, registry:
             r.crc_ok,
             8 * r.chunk.size,
             8 * r.chunk.size / pixels,
+            _holds(r.chunk, codec.chunk_names if codec else {}, 1 + types[:i].count(r.type), types.count(r.type)),
         )
-        for r in gcx.records
+        for i, r in enumerate(gcx.records)
     ]
     return {
         "codec": name,
         "codec_id": header.codec_id,
         "codec_version": header.codec_version,
-        "codec_installed": header.codec_id in names,
+        "codec_installed": codec is not None,
         "format_version": header.format_version,
         "min_reader_version": header.min_reader_version,
         "media": header.media.name.lower(),

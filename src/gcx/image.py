@@ -149,9 +149,7 @@ def format_for(path: str | os.PathLike[str]) -> str:
     ext = Path(path).suffix.lower()
     fmt = Image.registered_extensions().get(ext)
     if fmt is None or fmt not in Image.SAVE:
-        raise UnsupportedImageError(
-            f"cannot write {ext or 'files without an extension'}: unknown image format"
-        )
+        raise UnsupportedImageError(f"cannot write {ext or 'files without an extension'}: unknown image format")
     return fmt
 
 

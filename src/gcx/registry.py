@@ -23,6 +23,7 @@ class CodecInfo:
     lossy: bool
     summary: str
     options: dict[str, str]
+    chunk_names: dict[str, str]
 
 
 class CodecRegistry:
@@ -85,7 +86,9 @@ class CodecRegistry:
     def infos(self) -> list[CodecInfo]:
         self._load()
         return [
-            CodecInfo(c.id, c.name, c.version, c.media.name.lower(), c.lossy, c.summary, dict(c.options))
+            CodecInfo(
+                c.id, c.name, c.version, c.media.name.lower(), c.lossy, c.summary, dict(c.options), dict(c.chunk_names)
+            )
             for c in sorted(self._by_id.values(), key=lambda c: c.id)
         ]
 

@@ -68,9 +68,7 @@ def run(args: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("GCX_DEBUG"):
             raise
-        return _fail(
-            f"internal error: {type(exc).__name__}: {exc} (GCX_DEBUG=1 shows a traceback)", EXIT_INTERNAL
-        )
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (GCX_DEBUG=1 shows a traceback)", EXIT_INTERNAL)
     return result if isinstance(result, int) else 0
 
 

@@ -39,12 +39,13 @@ def _print_report(source: str, r: dict) -> None:
     ]
     if r["weights_hash"]:
         lines.append(f"  weights  sha256 {r['weights_hash']}")
-    lines.append(f"  {'chunk':<6}{'offset':>10}{'length':>10}  {'kind':<9}{'crc':<5}{'bits':>11}{'bpp':>9}")
+    lines.append(f"  {'chunk':<6}{'offset':>10}{'length':>10}  {'kind':<10}{'crc':<5}{'bits':>11}{'bpp':>9}  holds")
     for c in r["chunks"]:
         kind = "critical" if c["critical"] else "ancillary"
         crc = "ok" if c["crc_ok"] else "BAD"
         lines.append(
-            f"  {c['type']:<6}{c['offset']:>10}{c['length']:>10}  {kind:<9}{crc:<5}{c['bits']:>11}{c['bpp']:>9.4f}"
+            f"  {c['type']:<6}{c['offset']:>10}{c['length']:>10}  {kind:<10}{crc:<5}{c['bits']:>11}{c['bpp']:>9.4f}"
+            f"  {c['holds']}"
         )
     click.echo("\n".join(lines))
 

@@ -37,6 +37,8 @@ class Codec(ABC):
     lossy: ClassVar[bool]
     summary: ClassVar[str] = ""
     chunk_types: ClassVar[frozenset[str]] = frozenset()
+    # What each chunk type holds, for `gcx info`.
+    chunk_names: ClassVar[dict[str, str]] = {}
     # Lossless codecs get a container `phsh` pixel hash unless they verify their own output (aigif does).
     container_pixel_hash: ClassVar[bool] = True
     # Options a user may pass (`gcx encode -O key=value`, `gcx.encode(..., options=...)`): name -> help.

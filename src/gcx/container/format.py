@@ -24,6 +24,17 @@ TEXT = "text"
 PHYS = "phys"
 PIXEL_HASH = "phsh"
 FRAME_INDEX = "fidx"
+CHUNK_NAMES = {
+    HEADER: "header",
+    END: "end",
+    ICC: "ICC profile",
+    EXIF: "EXIF",
+    XMP: "XMP",
+    TEXT: "text",
+    PHYS: "resolution",
+    PIXEL_HASH: "pixel hash",
+    FRAME_INDEX: "frame index",
+}
 
 # Codec IDs as assigned in formats/codecs.md; names for IDs this build may not have installed,
 # so an error can say which codec a file needs.

@@ -60,9 +60,7 @@ class Metadata:
                     raise GcxFormatError("text chunk without a key", chunk=chunk.type, offset=chunk.offset)
             elif chunk.type == fmt.PHYS:
                 if len(chunk.payload) != _PHYS.size:
-                    raise GcxFormatError(
-                        "resolution chunk must be 8 bytes", chunk=chunk.type, offset=chunk.offset
-                    )
+                    raise GcxFormatError("resolution chunk must be 8 bytes", chunk=chunk.type, offset=chunk.offset)
                 x, y = _PHYS.unpack(chunk.payload)
                 meta.dpi = (x / 1000, y / 1000)
         return meta

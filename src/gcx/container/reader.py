@@ -104,9 +104,7 @@ def iter_chunks(
         raise GcxFormatError("file truncated inside the signature", offset=len(signature))
     if signature != fmt.SIGNATURE:
         if signature[1:4] == b"GCX":
-            raise GcxFormatError(
-                "signature damaged (text-mode or 7-bit transfer?): not a valid .gcx file", offset=0
-            )
+            raise GcxFormatError("signature damaged (text-mode or 7-bit transfer?): not a valid .gcx file", offset=0)
         raise GcxFormatError("not a .gcx file (bad signature)", offset=0)
     index = 0
     while True:
@@ -129,9 +127,7 @@ def iter_chunks(
             if problems is not None:
                 problems.append(message)
         if index == 0 and ctype != fmt.HEADER:
-            raise GcxFormatError(
-                f"first chunk must be {fmt.HEADER}, found {ctype}", chunk=ctype, offset=start
-            )
+            raise GcxFormatError(f"first chunk must be {fmt.HEADER}, found {ctype}", chunk=ctype, offset=start)
         if index > 0 and ctype == fmt.HEADER:
             raise GcxFormatError(f"second {fmt.HEADER} chunk", chunk=ctype, offset=start)
         yield ChunkRecord(Chunk(ctype, payload, start), start, crc_ok)
@@ -175,9 +171,7 @@ def read_container(source: bytes | BinaryIO, limits: Limits | None = None, *, st
             header = unpack_header(record.chunk.payload, record.offset)
             check_header(header, limits, record.offset)
         elif record.type in _SINGLETONS and record.type in seen:
-            raise GcxFormatError(
-                f"chunk {record.type} appears twice", chunk=record.type, offset=record.offset
-            )
+            raise GcxFormatError(f"chunk {record.type} appears twice", chunk=record.type, offset=record.offset)
         seen.add(record.type)
         records.append(record)
     assert header is not None  # iter_chunks yields GHDR first or raises

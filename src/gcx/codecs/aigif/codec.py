@@ -61,6 +61,7 @@ class AigifCodec(Codec):
     lossy = False
     summary = "AI-generated images as their generation syntax, regenerated on decode (diffusers)"
     chunk_types = frozenset({SYNTAX, RESIDUAL, PIXELS})
+    chunk_names: ClassVar[dict[str, str]] = {SYNTAX: "generation syntax", RESIDUAL: "residual", PIXELS: "pixels"}
     container_pixel_hash = False  # the syntax carries its own, shorter hash, checked on every decode path
     options: ClassVar[dict[str, str]] = {
         "models": "folder(s) of diffusers-format models to regenerate with (default: $GCX_MODELS)",

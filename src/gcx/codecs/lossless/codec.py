@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from gcx.codecs.base import Codec, EncodedImage
 from gcx.codecs.lossless.coder import decode_planes, encode_planes
 from gcx.container.chunk import Chunk
@@ -22,6 +24,7 @@ class LosslessCodec(Codec):
     lossy = False
     summary = "bit-exact 8-bit gray/RGB(A): interlaced prediction, context modelling, range coding"
     chunk_types = frozenset({PARAMS, LEVEL})
+    chunk_names: ClassVar[dict[str, str]] = {PARAMS: "parameters", LEVEL: "scan level"}
 
     def encode_image(self, image: RasterImage, quality: float | None = None) -> EncodedImage:
         if quality is not None:

@@ -211,9 +211,7 @@ def decode_planes(segments: list[bytes], height: int, width: int, channels: int)
     _check_shape(height, width, channels)
     levels = predict.n_levels(height, width)
     if len(segments) != levels + 2:
-        raise GcxFormatError(
-            f"expected {levels + 2} payload segments for {height}x{width}, got {len(segments)}"
-        )
+        raise GcxFormatError(f"expected {levels + 2} payload segments for {height}x{width}, got {len(segments)}")
     params = bytes(segments[0])
     if len(params) != 2:
         raise GcxFormatError(f"parameter segment has {len(params)} bytes, expected 2")
