@@ -55,11 +55,7 @@ def _plasma_sources(root: Path) -> list[tuple[str, Path]]:
 def _sources(root: Path) -> list[tuple[str, Path]]:
     mate = sorted((root / "usr/share/backgrounds/mate/nature").glob("*.jpg"))
     palapeli = sorted((root / "usr/share/palapeli/collection").glob("*.jpg"))
-    return (
-        _plasma_sources(root)
-        + [(f"mate_{f.stem}", f) for f in mate]
-        + [(f"palapeli_{f.stem}", f) for f in palapeli]
-    )
+    return _plasma_sources(root) + [(f"mate_{f.stem}", f) for f in mate] + [(f"palapeli_{f.stem}", f) for f in palapeli]
 
 
 def downscale_factor(width: int, height: int) -> int:
