@@ -18,7 +18,16 @@ from gcx.registry import available_codecs
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info_cmd(source: str, as_json: bool) -> int:
     """Show a .gcx file's header, chunk table and bits per chunk (damaged CRCs are reported, not fatal)."""
-    report = api.inspect(io.BytesIO(read_input(source)))
+    data = read_input(source)
+    report = api.inspect(io.BytesIO(data))
+    if report["media"] == "video":
+        from gcx.video.api import inspect_video
+
+        report["video"] = inspect_video(io.BytesIO(data))
+        if not report["frames"]:  # streamed: GHDR could not know the count
+            pixels = report["width"] * report["height"] * max(1, report["video"]["frames"])
+            report["bpp"] = 8 * report["size_bytes"] / pixels
+        report["problems"] += [p for p in report["video"]["problems"] if p not in report["problems"]]
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -39,6 +48,8 @@ def _print_report(source: str, r: dict) -> None:
     ]
     if r["weights_hash"]:
         lines.append(f"  weights  sha256 {r['weights_hash']}")
+    if "video" in r:
+        lines += _video_lines(r["video"], r["width"] * r["height"])
     lines.append(f"  {'chunk':<6}{'offset':>10}{'length':>10}  {'kind':<10}{'crc':<5}{'bits':>11}{'bpp':>9}  holds")
     for c in r["chunks"]:
         kind = "critical" if c["critical"] else "ancillary"
@@ -48,6 +59,21 @@ def _print_report(source: str, r: dict) -> None:
             f"  {c['holds']}"
         )
     click.echo("\n".join(lines))
+
+
+def _video_lines(v: dict, pixels: int) -> list[str]:
+    """Frames, GOPs and the bits each frame type costs, for `gcx info` of a video."""
+    index = v["index"]
+    where = f"index of {index['entries']} entries" if index else "no index (found by scanning)"
+    lines = [f"  video    {v['frames']} frames in {v['gops']} GOPs, {where}"]
+    for name, t in v["frame_types"].items():
+        if t["frames"]:
+            per = t["bits_per_frame"]
+            lines.append(f"  {name:<9}{t['frames']} frames, {per:,.0f} bits/frame, {per / pixels:.4f} bpp")
+    a = v["audio"]
+    if a["streams"]:
+        lines.append(f"  audio    {a['streams']} stream(s), {a['packets']} packets, {a['bytes']:,} bytes (kept as is)")
+    return lines
 
 
 @click.command("codecs")

@@ -1,0 +1,1 @@
+"""nvc: learned video codec (formats/nvc.md)."""

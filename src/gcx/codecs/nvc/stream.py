@@ -1,0 +1,410 @@
+"""nvc's streaming encoder and decoder: one frame in memory at a time, the index written last.
+
+Version 1 codes every frame as an intra frame with ntc's engine (its weights, its exact integer
+entropy model); GOPs of `gop` frames mark the random-access points listed in `fidx`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import BinaryIO
+
+from gcx.codecs.ntc.codec import DEFAULT_QUALITY, load_weights, weights_path
+from gcx.codecs.nvc import syntax
+from gcx.codecs.nvc.codec import NvcCodec
+from gcx.container import format as fmt
+from gcx.container.chunk import FRAME_CRC, FRAME_HEAD, Chunk, chunk_crc, decode_type
+from gcx.container.header import ColourModel, Header, MediaKind, unpack_header
+from gcx.container.limits import Limits
+from gcx.container.metadata import Metadata
+from gcx.container.reader import check_header, iter_chunks
+from gcx.container.writer import ContainerWriter
+from gcx.errors import CodecNotFoundError, GcxError, GcxFormatError
+from gcx.video.io import AudioPacket, AudioStream, Frame, VideoInfo
+from gcx.video.paths import DEFAULT_GOP
+
+# --bitrate: quality points per doubling of a frame's bits (a rough slope; the loop corrects it)
+_POINTS_PER_DOUBLING = 18.0
+
+
+@dataclass
+class EncodeReport:
+    frames: int = 0
+    gops: int = 0
+    video_bytes: int = 0
+    audio_packets: int = 0
+    frame_rate: Fraction = Fraction(0)
+    seconds: float = 0.0
+    qualities: list[float] = field(default_factory=list)
+
+
+class _RateControl:
+    """Per-frame quality for a target bitrate: a log-domain step toward the bits still in the budget."""
+
+    def __init__(self, kbps: float, fps: float):
+        self.target = kbps * 1000 / fps  # bits per frame
+        self.window = max(1.0, fps)  # frames over which a surplus or debt is paid back
+        self.quality = DEFAULT_QUALITY
+        self.debt = 0.0
+
+    def update(self, bits: float) -> None:
+        self.debt += bits - self.target
+        aim = max(self.target * 0.25, self.target - self.debt / self.window)
+        self.quality += _POINTS_PER_DOUBLING * math.log2(aim / max(bits, 1.0))
+        self.quality = min(100.0, max(1.0, self.quality))
+
+
+def _quality_code(quality: float) -> int:
+    from gcx.codecs.ntc.engine import quality_code
+
+    return quality_code(quality)
+
+
+def encode_video(
+    info: VideoInfo,
+    events: Iterable[Frame | AudioPacket],
+    audio: dict[int, AudioStream],
+    out: BinaryIO,
+    *,
+    quality: float | None = None,
+    bitrate: float | None = None,
+    gop: int = DEFAULT_GOP,
+    max_frames: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> EncodeReport:
+    """Write a .gcx video as frames arrive; `audio` must hold a stream's parameters before its first packet.
+
+    With a seekable `out` the final frame count is also patched into GHDR; a pipe gets 0 there
+    and the count only in `fidx`.
+    """
+    from gcx.codecs.ntc.engine import encode_rgb
+
+    if gop < 1:
+        raise GcxError(f"GOP length {gop} must be at least 1")
+    weights = load_weights()
+    rate = info.frame_rate
+    header = Header(
+        codec_id=NvcCodec.id,
+        codec_version=NvcCodec.version,
+        media=MediaKind.VIDEO,
+        colour=ColourModel.RGB,
+        width=info.width,
+        height=info.height,
+        frame_count=0,
+        frame_rate=(rate.numerator, rate.denominator),
+        weights_hash=weights.sha256,
+    )
+    start_offset = out.tell() if out.seekable() else 0
+    writer = ContainerWriter(out, header)
+    for chunk in Metadata(text=info.metadata).to_chunks():
+        writer.write(chunk)
+    writer.write(syntax.Sequence(info.time_base, gop).chunk())
+    writer.write(
+        syntax.Display(
+            info.rotation, info.color_range, info.matrix, info.primaries, info.transfer, info.sample_aspect
+        ).chunk()
+    )
+    control = _RateControl(bitrate, float(rate)) if bitrate else None
+    fixed_code = _quality_code(DEFAULT_QUALITY if quality is None else quality)
+    report = EncodeReport(frame_rate=rate)
+    entries: list[syntax.IndexEntry] = []
+    announced: set[int] = set()
+    pending: dict[int, list] = {}
+    began = time.perf_counter()
+
+    def flush_audio() -> None:
+        for number, packets in sorted(pending.items()):
+            if number not in announced:
+                stream = audio[number]
+                writer.write(syntax.pack_audio_stream(number, stream.time_base, stream.template))
+                announced.add(number)
+            writer.write(syntax.pack_audio_packets(number, packets))
+            report.audio_packets += len(packets)
+        pending.clear()
+
+    for event in events:
+        if isinstance(event, AudioPacket):
+            pending.setdefault(event.stream, []).append(
+                (event.data, event.pts, event.dts, event.duration, event.keyframe)
+            )
+            continue
+        if max_frames is not None and report.frames >= max_frames:
+            break
+        flush_audio()
+        number = report.frames
+        code = _quality_code(control.quality) if control else fixed_code
+        hyper, latent, _ = encode_rgb(weights, event.rgb, code)
+        gop_start = number % gop == 0
+        head = syntax.FrameHeader(syntax.INTRA, gop_start, code, number, event.pts, event.duration)
+        chunk = syntax.pack_frame(head, hyper, latent)
+        offset = writer.write(chunk) + start_offset
+        if gop_start:
+            entries.append(syntax.IndexEntry(number, event.pts, offset))
+            report.gops += 1
+        if control:
+            report.qualities.append(control.quality)
+            control.update(8 * chunk.size)
+        report.frames += 1
+        report.video_bytes += chunk.size
+        if progress:
+            progress(report.frames)
+    flush_audio()
+    if report.frames == 0:
+        raise GcxError("the source has no video frames")
+    writer.write(syntax.pack_index(report.frames, entries))
+    writer.close()
+    if out.seekable():
+        end = out.tell()
+        out.seek(start_offset + len(fmt.SIGNATURE))
+        out.write(Chunk(fmt.HEADER, replace(header, frame_count=report.frames).pack()).pack())
+        out.seek(end)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+# ---- decoding ----------------------------------------------------------------------------------
+
+
+@dataclass
+class VideoFile:
+    """What precedes the first frame: header, sequence, display tags, metadata, audio streams."""
+
+    header: Header
+    sequence: syntax.Sequence
+    info: VideoInfo
+    audio: dict[int, AudioStream]
+    body_offset: int | None  # the first frame or audio-packet chunk: where decoding and scanning start
+    leading: list[Chunk]  # that chunk, already read
+
+
+def _chunks_from(stream: BinaryIO, offset: int, limits: Limits) -> Iterator[Chunk]:
+    """Chunks from a byte offset of a seekable file (the container reader starts only at the signature)."""
+    stream.seek(offset)
+    while True:
+        head = stream.read(FRAME_HEAD.size)
+        if len(head) < FRAME_HEAD.size:
+            raise GcxFormatError("file truncated: chunk frame incomplete", offset=offset)
+        length, raw_type = FRAME_HEAD.unpack(head)
+        ctype = decode_type(raw_type, offset)
+        if length > limits.max_chunk_bytes:
+            raise GcxFormatError(f"chunk claims {length} bytes, over the cap", chunk=ctype, offset=offset)
+        body = stream.read(length + FRAME_CRC.size)
+        if len(body) < length + FRAME_CRC.size:
+            raise GcxFormatError("file truncated inside a chunk", chunk=ctype, offset=offset)
+        payload = body[:length]
+        if FRAME_CRC.unpack(body[length:])[0] != chunk_crc(raw_type, payload):
+            raise GcxFormatError("CRC mismatch: the file is damaged", chunk=ctype, offset=offset)
+        yield Chunk(ctype, payload, offset)
+        if ctype == fmt.END:
+            return
+        offset += FRAME_HEAD.size + length + FRAME_CRC.size
+
+
+def _audio_stream(chunk: Chunk) -> AudioStream:
+    number, kind, tb, template = syntax.parse_audio_stream(chunk)
+    if kind != syntax.TEMPLATE_MATROSKA:
+        raise GcxFormatError(f"unknown audio template format {kind}", chunk=chunk.type, offset=chunk.offset)
+    return AudioStream(number, "", tb, template)
+
+
+class VideoDecoder:
+    """Reads a .gcx video from a stream (a pipe is fine for whole-file decoding; seeking needs a file).
+
+    Iterating `events()` yields decoded `Frame`s and `AudioPacket`s in file order. Damage or
+    truncation ends the iteration; `damage` then says what happened, and every frame before it
+    was delivered.
+    """
+
+    def __init__(self, stream: BinaryIO, limits: Limits | None = None):
+        self._stream = stream
+        self._limits = limits or Limits.from_env()
+        self._chunks = iter_chunks(stream, self._limits)
+        self.damage: str | None = None
+        self.decoded = 0
+        self.file = self._read_head()
+        self._weights = None
+
+    def _read_head(self) -> VideoFile:
+        header = None
+        sequence, display, audio, leading, text = None, None, {}, [], []
+        first = None
+        for record in self._chunks:
+            chunk = record.chunk
+            if header is None:
+                header = unpack_header(chunk.payload, record.offset)
+                check_header(header, self._limits, record.offset)
+                self._check_codec(header)
+                continue
+            if chunk.type == syntax.SEQUENCE:
+                sequence = syntax.Sequence.parse(chunk)
+            elif chunk.type == syntax.DISPLAY:
+                display = syntax.Display.parse(chunk)
+            elif chunk.type == syntax.AUDIO_STREAM:
+                stream = _audio_stream(chunk)
+                audio[stream.number] = stream
+            elif chunk.type == fmt.TEXT:
+                text.append(chunk)
+            elif chunk.type in (syntax.FRAME, syntax.AUDIO_PACKETS, fmt.END):
+                first = chunk
+                break
+            elif chunk.critical:
+                raise GcxFormatError(f"unknown critical chunk {chunk.type}", chunk=chunk.type, offset=chunk.offset)
+        if header is None or sequence is None:
+            raise GcxFormatError(f"nvc file without a {syntax.SEQUENCE} chunk before its frames")
+        display = display or syntax.Display(0, 0, 2, 2, 2, None)
+        info = VideoInfo(
+            width=header.width,
+            height=header.height,
+            frame_rate=Fraction(*header.frame_rate) if all(header.frame_rate) else 1 / sequence.time_base,
+            time_base=sequence.time_base,
+            rotation=display.rotation,
+            color_range=display.color_range,
+            matrix=display.matrix,
+            primaries=display.primaries,
+            transfer=display.transfer,
+            sample_aspect=display.sample_aspect,
+            frame_count=header.frame_count,
+            metadata=Metadata.from_chunks(text).text,
+        )
+        if first is not None:
+            leading.append(first)
+        body = first.offset if first is not None and first.type != fmt.END else None
+        return VideoFile(header, sequence, info, audio, body, leading)
+
+    def _check_codec(self, header: Header) -> None:
+        if header.media != MediaKind.VIDEO or header.codec_id != NvcCodec.id:
+            raise GcxFormatError("not an nvc video file", chunk=fmt.HEADER)
+        if header.codec_version > NvcCodec.version:
+            raise GcxFormatError(
+                f"file written by nvc version {header.codec_version}; this gcx has version {NvcCodec.version}: "
+                "upgrade gcx",
+                chunk=fmt.HEADER,
+            )
+        if header.colour != ColourModel.RGB or header.bit_depth != 8:
+            raise GcxFormatError("nvc version 1 codes 8-bit RGB", chunk=fmt.HEADER)
+        if len(header.weights_hash) != 32:
+            raise GcxFormatError("nvc file without a 32-byte weights hash in its header", chunk=fmt.HEADER)
+
+    def _load_weights(self):
+        if self._weights is None:
+            weights = load_weights()
+            if weights.sha256 != self.file.header.weights_hash:
+                raise CodecNotFoundError(
+                    f"this file was made with ntc weights {self.file.header.weights_hash.hex()}, but the installed "
+                    f"weights ({weights_path()}) are {weights.sha256.hex()}: "
+                    "decode it with the weights it was made with"
+                )
+            self._weights = weights
+        return self._weights
+
+    def _decode(self, chunk: Chunk, head: syntax.FrameHeader) -> Frame:
+        from gcx.codecs.ntc.engine import decode_rgb
+
+        if head.frame_type != syntax.INTRA:
+            raise GcxFormatError(
+                "predicted frames are not part of nvc version 1", chunk=chunk.type, offset=chunk.offset
+            )
+        hyper, latent = syntax.split_frame(chunk)
+        h, w = self.file.header.height, self.file.header.width
+        try:
+            rgb = decode_rgb(self._load_weights(), hyper, latent, h, w, head.quality_code)
+        except GcxError:
+            raise
+        except Exception as exc:  # hostile entropy-coded bytes end in the documented error type
+            raise GcxFormatError(
+                f"frame {head.number} could not be decoded: {type(exc).__name__}: {exc}",
+                chunk=chunk.type,
+                offset=chunk.offset,
+            ) from exc
+        return Frame(rgb, head.pts, head.duration)
+
+    def index(self) -> tuple[int, list[syntax.IndexEntry]] | None:
+        """The `fidx` found from the end of a seekable file, or None when there is none (or it is damaged)."""
+        s = self._stream
+        if not s.seekable():
+            return None
+        here = s.tell()
+        try:
+            size = s.seek(0, 2)
+            tail = FRAME_HEAD.size + FRAME_CRC.size  # the empty GEND chunk
+            if size < tail + syntax.INDEX_FOOTER + FRAME_CRC.size:
+                return None
+            s.seek(size - tail - FRAME_CRC.size - syntax.INDEX_FOOTER)
+            length = int.from_bytes(s.read(syntax.INDEX_FOOTER), "little")
+            start = size - tail - FRAME_CRC.size - length - FRAME_HEAD.size
+            if start < 0 or length > self._limits.max_chunk_bytes:
+                return None
+            chunk = next(_chunks_from(s, start, self._limits))
+            if chunk.type != syntax.INDEX:
+                return None
+            return syntax.parse_index(chunk)
+        except GcxFormatError:
+            return None
+        finally:
+            s.seek(here)
+
+    def scan(self) -> list[syntax.IndexEntry]:
+        """Random-access points found by reading chunk by chunk (files without an index)."""
+        entries = []
+        assert self.file.body_offset is not None
+        try:
+            for chunk in _chunks_from(self._stream, self.file.body_offset, self._limits):
+                if chunk.type == syntax.FRAME:
+                    head = syntax.parse_frame_header(chunk)
+                    if head.gop_start:
+                        entries.append(syntax.IndexEntry(head.number, head.pts, chunk.offset))
+        except GcxFormatError:
+            pass
+        return entries
+
+    def events(self, start_pts: int | None = None, count: int | None = None) -> Iterator[Frame | AudioPacket]:
+        """Frames with pts >= start_pts (all if None), at most `count`, and the audio packets around them.
+
+        With a start on a seekable file, decoding begins at the last GOP starting at or before it.
+        """
+        if self.file.body_offset is None:
+            return
+        if start_pts is None or not self._stream.seekable():
+            chunks = self._sequential()  # a pipe reaches a start by decoding nothing before it
+        else:
+            idx = self.index()
+            entries = idx[1] if idx else self.scan()
+            before = [e for e in entries if e.pts <= start_pts]
+            offset = before[-1].offset if before else self.file.body_offset
+            chunks = _chunks_from(self._stream, offset, self._limits)
+        start_time = None if start_pts is None else start_pts * self.file.sequence.time_base
+        delivered = 0
+        try:
+            for chunk in chunks:
+                if count is not None and delivered >= count:
+                    return
+                if chunk.type == syntax.FRAME:
+                    head = syntax.parse_frame_header(chunk)
+                    if start_pts is not None and head.pts < start_pts:
+                        continue  # intra-only: nothing later refers to it
+                    frame = self._decode(chunk, head)
+                    delivered += 1
+                    self.decoded += 1
+                    yield frame
+                elif chunk.type == syntax.AUDIO_PACKETS:
+                    number, packets = syntax.parse_audio_packets(chunk)
+                    stream = self.file.audio.get(number)
+                    if stream is None:
+                        continue
+                    for data, pts, dts, duration, key in packets:
+                        if start_time is not None and (pts is None or pts * stream.time_base < start_time):
+                            continue
+                        yield AudioPacket(number, data, pts, dts, duration, key)
+                elif chunk.critical and chunk.type not in NvcCodec.chunk_types | {fmt.END}:
+                    raise GcxFormatError(f"unknown critical chunk {chunk.type}", chunk=chunk.type, offset=chunk.offset)
+        except GcxFormatError as exc:
+            self.damage = str(exc)
+
+    def _sequential(self) -> Iterator[Chunk]:
+        yield from self.file.leading
+        for record in self._chunks:
+            yield record.chunk
