@@ -1,0 +1,146 @@
+"""The `ntc` codec (id 2): learned transforms, an integer hyper-decoder and stored integer tables.
+
+This module imports no torch: `gcx info` and `gcx codecs` load it through the registry, and the
+network is brought in only by encode/decode. Payload layout: formats/ntc.md.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gcx.codecs.base import Codec, EncodedImage
+from gcx.container.chunk import Chunk
+from gcx.container.header import Header
+from gcx.errors import CodecNotFoundError, GcxFormatError, UnsupportedImageError
+from gcx.image import RasterImage
+from gcx.registry import register_codec
+
+if TYPE_CHECKING:
+    from gcx.codecs.ntc.weights import NtcWeights
+
+PARAMS = "NPAR"  # quality code u16, flags u8 (bit 0: alpha chunks follow), reserved u8 = 0
+HYPER = "NHYP"  # entropy-coded hyper-latents
+LATENT = "NLAT"  # entropy-coded latents
+ALPHA_PARAMS = "NALP"  # alpha: the lossless coder's parameter segment
+ALPHA_DATA = "NALD"  # alpha: the lossless coder's further segments, in order
+_NPAR = struct.Struct("<HBB")
+_FLAG_ALPHA = 1
+DEFAULT_QUALITY = 75.0
+WEIGHTS_ENV = "GCX_WEIGHTS"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[4] / "weights" / "ntc-v1.safetensors"
+
+_cache: dict[tuple[str, int, int], NtcWeights] = {}
+
+
+def weights_path() -> Path:
+    return Path(os.environ.get(WEIGHTS_ENV) or DEFAULT_WEIGHTS)
+
+
+def load_weights() -> NtcWeights:
+    """The installed weights, loaded once per process (reloaded if the file changes)."""
+    path = weights_path()
+    try:
+        st = path.stat()
+    except OSError:
+        raise CodecNotFoundError(
+            f"ntc weights not found at {path} (set {WEIGHTS_ENV} to the weights file)"
+        ) from None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _cache:
+        import torch  # noqa: F401  (the first real use of the network)
+
+        from gcx.codecs.ntc.weights import NtcWeights
+
+        _cache.clear()
+        _cache[key] = NtcWeights.load(path)
+    return _cache[key]
+
+
+@register_codec
+class NtcCodec(Codec):
+    id = 2
+    name = "ntc"
+    version = 1
+    lossy = True
+    summary = (
+        "learned hyperprior codec: continuous quality 1-100, exact integer entropy model, lossless alpha"
+    )
+    chunk_types = frozenset({PARAMS, HYPER, LATENT, ALPHA_PARAMS, ALPHA_DATA})
+
+    def encode_image(self, image: RasterImage, quality: float | None = None) -> EncodedImage:
+        from gcx.codecs.ntc.engine import encode_rgb, quality_code
+
+        weights = load_weights()
+        px = image.pixels
+        colour = px[:, :, :3] if image.channels >= 3 else np.repeat(px[:, :, :1], 3, axis=2)
+        quality = DEFAULT_QUALITY if quality is None else quality
+        if not 1 <= quality <= 100:
+            raise UnsupportedImageError(f"ntc quality {quality} outside 1..100")
+        code = quality_code(quality)
+        hyper, latent, _ = encode_rgb(weights, colour, code)
+        has_alpha = image.channels in (2, 4)
+        chunks = [
+            Chunk(PARAMS, _NPAR.pack(code, _FLAG_ALPHA if has_alpha else 0, 0)),
+            Chunk(HYPER, hyper),
+            Chunk(LATENT, latent),
+        ]
+        if has_alpha:
+            from gcx.codecs.lossless.coder import encode_planes
+
+            first, *rest = encode_planes(np.ascontiguousarray(px[:, :, -1:]))
+            chunks += [Chunk(ALPHA_PARAMS, first), *(Chunk(ALPHA_DATA, s) for s in rest)]
+        return EncodedImage(chunks, weights_hash=weights.sha256)
+
+    def decode_image(self, header: Header, chunks: list[Chunk]) -> RasterImage:
+        if header.bit_depth != 8:
+            raise GcxFormatError(f"ntc version 1 codes 8-bit samples, not {header.bit_depth}-bit")
+        if len(header.weights_hash) != 32:
+            raise GcxFormatError("ntc file without a 32-byte weights hash in its header")
+        types = [c.type for c in chunks]
+        if types[:3] != [PARAMS, HYPER, LATENT]:
+            raise GcxFormatError(
+                f"ntc payload must start with {PARAMS}, {HYPER}, {LATENT}; found {types[:3]}"
+            )
+        if len(chunks[0].payload) != _NPAR.size:
+            raise GcxFormatError(f"{PARAMS} must be {_NPAR.size} bytes", chunk=PARAMS)
+        code, flags, reserved = _NPAR.unpack(chunks[0].payload)
+        if flags & ~_FLAG_ALPHA or reserved:
+            raise GcxFormatError(
+                f"{PARAMS}: unknown flags {flags:#x} / reserved byte {reserved}", chunk=PARAMS
+            )
+        has_alpha = bool(flags & _FLAG_ALPHA)
+        if has_alpha != (header.colour.channels in (2, 4)):
+            raise GcxFormatError(f"{PARAMS}: alpha flag disagrees with the header colour model", chunk=PARAMS)
+        rest = chunks[3:]
+        if has_alpha and (
+            not rest or rest[0].type != ALPHA_PARAMS or any(c.type != ALPHA_DATA for c in rest[1:])
+        ):
+            raise GcxFormatError(
+                f"ntc alpha must be one {ALPHA_PARAMS} chunk followed by {ALPHA_DATA} chunks"
+            )
+        if not has_alpha and rest:
+            raise GcxFormatError(f"unexpected chunks after {LATENT}: {[c.type for c in rest]}")
+        weights = load_weights()
+        if header.weights_hash != weights.sha256:
+            raise CodecNotFoundError(
+                f"this file was made with ntc weights {header.weights_hash.hex()}, but the installed weights "
+                f"({weights_path()}) are {weights.sha256.hex()}: decode it with the weights it was made with"
+            )
+        from gcx.codecs.ntc.engine import decode_rgb
+
+        rgb = decode_rgb(weights, chunks[1].payload, chunks[2].payload, header.height, header.width, code)
+        if header.colour.channels <= 2:
+            colour = np.round(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+        else:
+            colour = rgb
+        if has_alpha:
+            from gcx.codecs.lossless.coder import decode_planes
+
+            alpha = decode_planes([c.payload for c in rest], header.height, header.width, 1)
+            colour = np.concatenate([colour, alpha.reshape(header.height, header.width, 1)], axis=2)
+        return RasterImage(np.ascontiguousarray(colour))

@@ -1,0 +1,114 @@
+"""The torch side of ntc: pixels <-> the two entropy-coded segments (imported only to encode/decode).
+
+Everything that feeds the entropy coder is integer: z is rounded once by the encoder, the
+hyper-decoder is an IntNet, and the latent symbols are s = round(y - mu) with the mean in exact
+1/64 units. Floats appear only in g_a (encoder) and g_s (after entropy decoding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from gcx.codecs.ntc.weights import MEAN_FRAC_BITS, Z_LIMIT, NtcWeights, hyper_outputs
+from gcx.entropy.coding import decode_groups, encode_groups
+
+STRIDE = 64  # total downsampling to z: images are padded (edge replication) to multiples of this
+QUALITY_STEPS = 65535
+STRIPE_PIXELS = 512  # the float transforms run in stripes of this many image rows (bounded memory) ...
+MARGIN_PIXELS = 128  # ... each extended by this context on both sides (beyond both receptive fields)
+
+
+def quality_code(quality: float) -> int:
+    """Quality 1..100 -> the u16 stored in NPAR (0..65535); the decoder needs only this code."""
+    return round((quality - 1) / 99 * QUALITY_STEPS)
+
+
+def position(code: int, levels: int) -> float:
+    """Continuous gain position in [0, K-1] from the stored quality code."""
+    return code / QUALITY_STEPS * (levels - 1)
+
+
+def _padded(n: int) -> int:
+    return -(-n // STRIDE) * STRIDE
+
+
+def _in_stripes(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, up: int, down: int
+) -> torch.Tensor:
+    """fn over overlapping row stripes of x, scaling rows by up/down; joins the centre rows of each output.
+
+    Peak memory follows the stripe, not the image (a 4000x3000 picture at once would need
+    several GB in the first layers). Outside the margins the result equals the whole-image one
+    up to float summation order, which only the float transforms see.
+    """
+    height = x.shape[2]
+    if up < down:  # analysis: rows of pixels
+        stripe, margin = STRIPE_PIXELS, MARGIN_PIXELS
+    else:  # synthesis: rows of latents
+        stripe, margin = STRIPE_PIXELS // up, MARGIN_PIXELS // up
+    if height <= stripe + 2 * margin:
+        return fn(x)
+    parts = []
+    for top in range(0, height, stripe):
+        bottom = min(height, top + stripe)
+        lo, hi = max(0, top - margin), min(height, bottom + margin)
+        out = fn(x[:, :, lo:hi])
+        parts.append(out[:, :, (top - lo) * up // down : (bottom - lo) * up // down])
+    return torch.cat(parts, dim=2)
+
+
+def _grouping(idx: torch.Tensor, levels: int) -> tuple[torch.Tensor, list[int]]:
+    """Coding order: by scale index, and within one index in (channel, row, column) order."""
+    flat = idx.flatten()
+    return torch.argsort(flat, stable=True), torch.bincount(flat, minlength=levels).tolist()
+
+
+@torch.no_grad()
+def encode_rgb(w: NtcWeights, rgb: np.ndarray, code: int) -> tuple[bytes, bytes, float]:
+    """uint8 (H, W, 3) -> (NHYP payload, NLAT payload, estimated bits of both)."""
+    h, wd = rgb.shape[:2]
+    x = torch.from_numpy(np.array(rgb, np.uint8)).permute(2, 0, 1)[None].float() / 255.0  # own, writable copy
+    x = torch.nn.functional.pad(x, (0, _padded(wd) - wd, 0, _padded(h) - h), mode="replicate")
+    pos = position(code, len(w.config.lambdas))
+    y = _in_stripes(w.model.g_a, x, 1, 16) * w.model.gain.gain(pos)
+    z = torch.round(w.model.h_a(y)).clamp(-Z_LIMIT, Z_LIMIT - 1).long()
+    z_groups = [(w.z_tables[c], z[0, c].numpy().ravel()) for c in range(w.config.mz)]
+    mu, idx = hyper_outputs(w.hyper, z, w.config.m)
+    s = torch.round(y.double() - mu.double() / (1 << MEAN_FRAC_BITS)).long()
+    order, counts = _grouping(idx, w.config.scale_levels)
+    parts = np.split(s.flatten()[order].numpy(), np.cumsum(counts)[:-1])
+    y_groups = [(w.y_tables[i], parts[i]) for i in range(w.config.scale_levels)]
+    estimate = sum(t.bits(v) for t, v in z_groups + y_groups)
+    return encode_groups(z_groups), encode_groups(y_groups), estimate
+
+
+@torch.no_grad()
+def decode_latents(
+    w: NtcWeights, hyper: bytes, latent: bytes, height: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Entropy decoding only: (z, mean in 1/64 units, scale index, symbols s), all int64 and exact."""
+    c = w.config
+    hz, wz = _padded(height) // STRIDE, _padded(width) // STRIDE
+    z_vals = decode_groups(hyper, [(w.z_tables[ch], hz * wz) for ch in range(c.mz)], "NHYP")
+    z = torch.from_numpy(np.stack(z_vals).reshape(1, c.mz, hz, wz))
+    mu, idx = hyper_outputs(w.hyper, z, c.m)
+    order, counts = _grouping(idx, c.scale_levels)
+    values = decode_groups(latent, [(w.y_tables[i], counts[i]) for i in range(c.scale_levels)], "NLAT")
+    s = torch.empty(idx.numel(), dtype=torch.int64)
+    s[order] = torch.from_numpy(np.concatenate(values))
+    return z, mu, idx, s.view(idx.shape)
+
+
+@torch.no_grad()
+def decode_rgb(w: NtcWeights, hyper: bytes, latent: bytes, height: int, width: int, code: int) -> np.ndarray:
+    """Inverse of encode_rgb: uint8 (height, width, 3)."""
+    _, mu, _, s = decode_latents(w, hyper, latent, height, width)
+    y_hat = (s.double() + mu.double() / (1 << MEAN_FRAC_BITS)).float()
+    x_hat = _in_stripes(
+        w.model.g_s, y_hat * w.model.inv_gain.gain(position(code, len(w.config.lambdas))), 16, 1
+    )
+    out = torch.nan_to_num(x_hat[0, :, :height, :width] * 255.0, 0.0, 255.0, 0.0)
+    return out.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()

@@ -1,0 +1,212 @@
+"""The ntc weights file: float transforms, the integer hyper-decoder and the stored coding tables.
+
+Export (training side) quantizes the float hyper-synthesis into an IntNet and freezes every
+entropy table into integers; loading reads them back verbatim. Layout: formats/ntc.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from gcx.codecs.ntc.model import NtcConfig, NtcModel
+from gcx.entropy.coding import Table
+from gcx.entropy.tables import gaussian_tables, scale_table, trimmed_table
+from gcx.nn.intnet import IntLayer, IntNet, quantize_weight
+
+FORMAT = "gcx-ntc-weights"
+MEAN_FRAC_BITS = 6  # means are integers in units of 1/64
+MEAN_LIMIT = 1 << 21  # |mean| <= 32768 latent units
+ACT_MAX = (1 << 15) - 1  # hidden activations: integers 0..32767
+Z_LIMIT = 1 << 15  # hyper-decoder input clamp
+Z_SUPPORT = 512  # z table search range -512..512 before trimming
+_FLOAT_PREFIXES = ("g_a.", "g_s.", "h_a.", "gain.", "inv_gain.")
+
+
+@dataclass
+class NtcWeights:
+    """Everything the codec needs, as loaded from one file; `sha256` identifies the file."""
+
+    config: NtcConfig
+    model: NtcModel  # float g_a, g_s, h_a and gains (h_s and the prior are unused in the codec)
+    hyper: IntNet
+    z_tables: list[Table]
+    y_tables: list[Table]
+    sha256: bytes
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> NtcWeights:
+        raw = Path(path).read_bytes()
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads((f.metadata() or {}).get("gcx", "{}"))
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path}: not an ntc weights file")
+        config = NtcConfig.from_dict(meta["config"])
+        specs = meta["hyper_decoder"]
+        t = load_file(str(path))
+        model = NtcModel(config)
+        missing, unexpected = model.load_state_dict(
+            {k: v for k, v in t.items() if k.startswith(_FLOAT_PREFIXES)}, strict=False
+        )
+        if unexpected or any(k.startswith(_FLOAT_PREFIXES) for k in missing):
+            raise ValueError(f"{path}: float tensors do not match the configuration")
+        model.eval()
+        layers = [
+            IntLayer(
+                s["transposed"],
+                s["stride"],
+                t[f"hs.{i}.weight"],
+                t[f"hs.{i}.bias"],
+                t[f"hs.{i}.shift"],
+                t[f"hs.{i}.lo"],
+                t[f"hs.{i}.hi"],
+            )
+            for i, s in enumerate(specs)
+        ]
+        hyper = IntNet(layers, -Z_LIMIT, Z_LIMIT - 1)
+        hyper.check_bounds()
+        zf, zlo, zlen = t["z.freq"].numpy(), t["z.lo"].numpy(), t["z.len"].numpy()
+        z_tables = [Table(zf[c, : zlen[c]].astype(np.int64), int(zlo[c])) for c in range(config.mz)]
+        yf, yr = t["y.freq"].numpy(), t["y.radius"].numpy()
+        y_tables = [
+            Table(yf[i, : 2 * yr[i] + 2].astype(np.int64), -int(yr[i])) for i in range(config.scale_levels)
+        ]
+        return cls(config, model, hyper, z_tables, y_tables, hashlib.sha256(raw).digest())
+
+
+def _hyper_layers(model: NtcModel) -> list[tuple[nn.Module, bool]]:
+    """(conv module, followed by ReLU) for each layer of h_s."""
+    mods = list(model.h_s)
+    return [
+        (m, i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU))
+        for i, m in enumerate(mods)
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)
+    ]
+
+
+@torch.no_grad()
+def quantize_hyper(model: NtcModel, z_calib: torch.Tensor) -> tuple[IntNet, list[dict]]:
+    """Post-training quantization of h_s, activation ranges from calibration hyper-latents."""
+    c = model.config
+    layers: list[IntLayer] = []
+    specs: list[dict] = []
+    a_float = torch.round(z_calib).double()
+    fa_in = 0
+    convs = _hyper_layers(model)
+    for li, (conv, relu) in enumerate(convs):
+        transposed = isinstance(conv, nn.ConvTranspose2d)
+        w = conv.weight.double()
+        wq, fw = quantize_weight(w, transposed)
+        acc_frac = fa_in + fw
+        bias = torch.round(conv.bias.double() * torch.pow(2.0, acc_frac.double())).long()
+        out = _float_layer(conv, a_float, transposed)
+        if li + 1 < len(convs):
+            out = out.clamp_min(0) if relu else out
+            amax = float(out.max().clamp_min(1e-6))
+            fa_out = int(max(-8, min(20, math.floor(math.log2(ACT_MAX / (1.25 * amax))))))
+            frac_out = torch.full_like(fw, fa_out)
+            lo = torch.zeros_like(fw)
+            hi = torch.full_like(fw, ACT_MAX)
+        else:
+            frac_out = torch.cat([torch.full((c.m,), MEAN_FRAC_BITS), torch.zeros(c.m, dtype=torch.long)])
+            lo = torch.cat([torch.full((c.m,), -MEAN_LIMIT), torch.zeros(c.m, dtype=torch.long)])
+            hi = torch.cat([torch.full((c.m,), MEAN_LIMIT), torch.full((c.m,), c.scale_levels - 1)])
+            fa_out = 0
+        layers.append(IntLayer(transposed, conv.stride[0], wq, bias, acc_frac - frac_out, lo, hi))
+        specs.append({"transposed": transposed, "stride": conv.stride[0], "kernel": conv.kernel_size[0]})
+        a_float = out
+        fa_in = fa_out
+    net = IntNet(layers, -Z_LIMIT, Z_LIMIT - 1)
+    net.check_bounds()
+    return net, specs
+
+
+def _float_layer(conv: nn.Module, a: torch.Tensor, transposed: bool) -> torch.Tensor:
+    """The float layer in float64 (calibration only)."""
+    w, b = conv.weight.double(), conv.bias.double()
+    if transposed:
+        return nn.functional.conv_transpose2d(a, w, b, conv.stride, conv.padding, conv.output_padding)
+    return nn.functional.conv2d(a, w, b, conv.stride, conv.padding)
+
+
+def hyper_outputs(net: IntNet, z: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean in 1/64 units, scale index), both int64, from integer hyper-latents."""
+    out = net(z).to(torch.int64)
+    return out[:, :m], out[:, m:]
+
+
+@torch.no_grad()
+def export_weights(
+    model: NtcModel, calib: torch.Tensor, path: str | os.PathLike[str], info: dict | None = None
+) -> dict:
+    """Write the weights file; `calib` are RGB images (B, 3, H, W) in [0, 1], H and W multiples of 64.
+
+    `info` (training step, data, seed) is stored in the metadata. Returns a report: the SHA-256 and
+    how closely the integer hyper-decoder follows the float one.
+    """
+    model = model.eval().float()
+    c = model.config
+    zs = []
+    for level in range(len(c.lambdas)):
+        y = model.g_a(calib) * model.gain.gain(float(level))
+        zs.append(torch.round(model.h_a(y)))
+    z = torch.cat(zs)
+    net, specs = quantize_hyper(model, z)
+    mu_f, t_f = model.hyper_params(z)
+    mu_q, idx_q = hyper_outputs(net, z.long(), c.m)
+    idx_f = t_f.clamp(0, c.scale_levels - 1).round()
+    report = {
+        "mean_abs_error": float((mu_q.double() / (1 << MEAN_FRAC_BITS) - mu_f.double()).abs().mean()),
+        "index_mismatch": float((idx_q.double() != idx_f.double()).double().mean()),
+    }
+    tensors: dict[str, torch.Tensor] = {
+        k: v.detach().float().contiguous()
+        for k, v in model.state_dict().items()
+        if k.startswith(_FLOAT_PREFIXES)
+    }
+    for i, layer in enumerate(net.layers):
+        tensors[f"hs.{i}.weight"] = layer.weight.contiguous()
+        for name in ("bias", "shift", "lo", "hi"):
+            tensors[f"hs.{i}.{name}"] = getattr(layer, name).to(torch.int64).contiguous()
+    values = torch.arange(-Z_SUPPORT, Z_SUPPORT + 1)
+    z_rows, z_lo = [], []
+    for ch in range(c.mz):
+        freqs, lo = trimmed_table(model.prior.pmf_table(ch, values).numpy(), -Z_SUPPORT)
+        z_rows.append(freqs)
+        z_lo.append(lo)
+    width = max(len(r) for r in z_rows)
+    z_freq = np.zeros((c.mz, width), np.int32)
+    for ch, r in enumerate(z_rows):
+        z_freq[ch, : len(r)] = r
+    tensors["z.freq"] = torch.from_numpy(z_freq)
+    tensors["z.lo"] = torch.tensor(z_lo, dtype=torch.int32)
+    tensors["z.len"] = torch.tensor([len(r) for r in z_rows], dtype=torch.int32)
+    scales = scale_table(c.scale_levels, c.scale_min, c.scale_max)
+    y_freq, radius = gaussian_tables(scales)
+    tensors["y.freq"] = torch.from_numpy(y_freq.astype(np.int32))
+    tensors["y.radius"] = torch.from_numpy(radius.astype(np.int32))
+    tensors["y.scales"] = torch.from_numpy(scales)
+    # one metadata key: safetensors writes several in random order, and the file hash must be reproducible
+    meta = {
+        "format": FORMAT,
+        "version": 1,
+        "config": c.to_dict(),
+        "hyper_decoder": specs,
+        "mean_frac_bits": MEAN_FRAC_BITS,
+        **(info or {}),
+    }
+    save_file(tensors, str(path), metadata={"gcx": json.dumps(meta, sort_keys=True)})
+    os.chmod(path, 0o644)  # safetensors creates the file owner-only; weights are meant to be shared
+    report["sha256"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return report

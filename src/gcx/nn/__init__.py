@@ -1,0 +1,1 @@
+"""Neural-network building blocks shared by the learned codecs (ntc now, nvc later)."""

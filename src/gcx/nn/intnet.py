@@ -1,0 +1,99 @@
+"""Integer networks whose outputs are bit-exact on every machine (the hyper-decoder of ntc).
+
+Weights are int8 with a power-of-two scale per output channel, activations are integers, and the
+convolutions run in float64 on integer values: every product and partial sum is an integer of
+magnitude below 2^53, so the result is exact whatever the summation order, thread count or
+instruction set (the JPEG AI idea). One layer computes
+
+    acc = conv(a, w) + b                      (exact integers)
+    out = clamp(floor((acc + 2^(s-1)) / 2^s), lo, hi)     for a right shift s > 0
+    out = clamp(acc * 2^(-s), lo, hi)                     for s <= 0
+
+with s, lo and hi per output channel. `check_bounds` proves the 2^53 bound from the stored numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+EXACT_LIMIT = 2**53
+
+
+@dataclass
+class IntLayer:
+    """One quantized convolution. `weight` is int8 in torch layout (deconv: (Cin, Cout, k, k))."""
+
+    transposed: bool
+    stride: int
+    weight: torch.Tensor  # int8
+    bias: torch.Tensor  # int64, in accumulator units
+    shift: torch.Tensor  # int64 per output channel
+    lo: torch.Tensor  # int64 per output channel
+    hi: torch.Tensor  # int64 per output channel
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[1] if self.transposed else self.weight.shape[0]
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        """a: float64 tensor of exact integers, (B, Cin, H, W)."""
+        w = self.weight.to(torch.float64)
+        b = self.bias.to(torch.float64)
+        k = w.shape[-1]
+        if self.transposed:
+            acc = F.conv_transpose2d(a, w, b, self.stride, k // 2, output_padding=self.stride - 1)
+        else:
+            acc = F.conv2d(a, w, b, self.stride, k // 2)
+        s = self.shift.view(1, -1, 1, 1)
+        right = torch.clamp(s, min=1).to(torch.float64)
+        scale_right = torch.pow(2.0, right)
+        rounded = torch.floor((acc + scale_right / 2) / scale_right)
+        scaled = acc * torch.pow(2.0, (-s).clamp(min=0).to(torch.float64))
+        out = torch.where(s > 0, rounded, scaled)
+        return torch.clamp(out, self.lo.view(1, -1, 1, 1).double(), self.hi.view(1, -1, 1, 1).double())
+
+    def max_accumulator(self, in_max: float) -> float:
+        """Bound on |acc| for inputs of magnitude <= in_max."""
+        w = self.weight.to(torch.float64).abs()
+        per_out = w.sum(dim=(0, 2, 3)) if self.transposed else w.sum(dim=(1, 2, 3))
+        return float((per_out * in_max + self.bias.abs().double()).max())
+
+
+class IntNet:
+    """A chain of IntLayers with ReLU-free integer semantics (clamping to lo >= 0 is the ReLU)."""
+
+    def __init__(self, layers: list[IntLayer], in_lo: int, in_hi: int):
+        self.layers = layers
+        self.in_lo = in_lo
+        self.in_hi = in_hi
+
+    def check_bounds(self) -> None:
+        """Raise if any accumulator could reach 2^53 (then float64 would no longer be exact)."""
+        bound = float(max(abs(self.in_lo), abs(self.in_hi)))
+        for i, layer in enumerate(self.layers):
+            acc = layer.max_accumulator(bound)
+            if acc >= EXACT_LIMIT:
+                raise ValueError(f"integer layer {i}: accumulator bound {acc:.3g} reaches 2^53")
+            bound = float(torch.maximum(layer.lo.abs(), layer.hi.abs()).max())
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x: integer tensor (B, C, H, W); returns float64 exact integers."""
+        a = x.to(torch.float64).clamp(self.in_lo, self.in_hi)
+        for layer in self.layers:
+            a = layer.forward(a)
+        return a
+
+
+def quantize_weight(w: torch.Tensor, transposed: bool, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-output-channel power-of-two quantization: returns (int weight, fraction bits per channel)."""
+    qmax = (1 << (bits - 1)) - 1
+    dims = (0, 2, 3) if transposed else (1, 2, 3)
+    amax = w.detach().abs().amax(dim=dims).clamp_min(1e-12).double()
+    frac = torch.floor(torch.log2(qmax / amax)).long().clamp(-8, 30)
+    shape = (1, -1, 1, 1) if transposed else (-1, 1, 1, 1)
+    wq = torch.round(w.detach().double() * torch.pow(2.0, frac.double()).view(shape)).clamp(-qmax, qmax)
+    return wq.to(torch.int8), frac

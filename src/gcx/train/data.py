@@ -1,0 +1,47 @@
+"""In-memory photo crops for training: the whole set fits in RAM, so a step never waits on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+class PhotoCrops:
+    """All photos of a folder as uint8 tensors; batches of random crops and flips from a torch.Generator.
+
+    Every random choice comes from the generator passed in, so a resumed run that restores the
+    generator state draws exactly the batches an uninterrupted run would.
+    """
+
+    def __init__(self, folder: str | Path, crop: int):
+        paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        self.crop = crop
+        self.images: list[torch.Tensor] = []
+        for path in paths:
+            with Image.open(path) as im:
+                pixels = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            if min(pixels.shape[:2]) >= crop:
+                self.images.append(torch.from_numpy(pixels.copy()).permute(2, 0, 1).contiguous())
+        if not self.images:
+            raise ValueError(f"no image of at least {crop}x{crop} pixels in {folder}")
+
+    def batch(self, size: int, generator: torch.Generator) -> torch.Tensor:
+        """(size, 3, crop, crop) float32 in [0, 1]."""
+        c = self.crop
+        out = torch.empty(size, 3, c, c)
+        for i in range(size):
+            idx = int(torch.randint(len(self.images), (1,), generator=generator))
+            img = self.images[idx]
+            top = int(torch.randint(img.shape[1] - c + 1, (1,), generator=generator))
+            left = int(torch.randint(img.shape[2] - c + 1, (1,), generator=generator))
+            patch = img[:, top : top + c, left : left + c]
+            flips = torch.randint(2, (2,), generator=generator)
+            if flips[0]:
+                patch = patch.flip(2)
+            if flips[1]:
+                patch = patch.flip(1)
+            out[i] = patch.float() / 255.0
+        return out
