@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gcx.bench.metrics import psnr
 from gcx.codecs.ntc.model import NtcConfig, NtcModel
 from gcx.train.data import PhotoCrops
 
@@ -191,24 +192,6 @@ def export(args: argparse.Namespace) -> dict:
     return report
 
 
-VALIDATION_IMAGES = (
-    "astronaut.png",
-    "chelsea.png",
-    "coffee.png",
-    "motorcycle_left.png",
-    "motorcycle_right.png",
-    "rocket.jpg",
-    "hubble_deep_field.jpg",
-    "retina.jpg",
-    "ihc.png",
-)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * math.log10(255**2 / mse)
-
-
 def _jpeg_at(rgb: np.ndarray, bpp: float) -> tuple[float, float]:
     """JPEG (Pillow, 4:2:0) at the quality whose rate is closest to `bpp`: (bpp, PSNR)."""
     import io
@@ -222,7 +205,7 @@ def _jpeg_at(rgb: np.ndarray, bpp: float) -> tuple[float, float]:
         rate = 8 * buf.tell() / (rgb.shape[0] * rgb.shape[1])
         if best is None or abs(rate - bpp) < abs(best[0] - bpp):
             dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-            best = (rate, _psnr(rgb, dec))
+            best = (rate, psnr(rgb, dec))
         if rate > bpp:
             break
     return best
@@ -230,10 +213,10 @@ def _jpeg_at(rgb: np.ndarray, bpp: float) -> tuple[float, float]:
 
 def validate(args: argparse.Namespace) -> str:
     """Real bitstreams on scikit-image's bundled colour photos (never used for training or tuning)."""
-    import skimage.data
     from PIL import Image
 
     from gcx import api
+    from gcx.bench.photos import validation_photo_paths
     from gcx.codecs.ntc import engine
     from gcx.codecs.ntc.codec import WEIGHTS_ENV, NtcCodec, load_weights
     from gcx.image import RasterImage
@@ -245,11 +228,10 @@ def validate(args: argparse.Namespace) -> str:
     registry = CodecRegistry(group=None)
     registry.register(NtcCodec)
     weights = load_weights()
-    folder = Path(os.path.dirname(skimage.data.__file__))
     images = []
-    for name in VALIDATION_IMAGES:
-        with Image.open(folder / name) as im:
-            images.append((name, np.asarray(im.convert("RGB"))))
+    for path in validation_photo_paths():
+        with Image.open(path) as im:
+            images.append((path.name, np.asarray(im.convert("RGB"))))
     lines = [
         "| quality | bpp (file) | estimated bpp | ntc PSNR | JPEG bpp | JPEG PSNR | enc s/MP | dec s/MP |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -269,7 +251,7 @@ def validate(args: argparse.Namespace) -> str:
                 (
                     bpp,
                     est / pixels,
-                    _psnr(rgb, out),
+                    psnr(rgb, out),
                     *_jpeg_at(rgb, bpp),
                     (t1 - t0) * 1e6 / pixels,
                     (t2 - t1) * 1e6 / pixels,
