@@ -177,3 +177,18 @@ def test_batch_reports_colliding_outputs(capsys, tmp_path):
     _save(src / "x.bmp", photo_like(8, 8, 3))
     code, _, err = gcx(capsys, "batch", src, tmp_path / "dst", "--jobs", "1")
     assert code == 1 and err.count("would be written by both inputs") == 2
+
+
+def test_info_summarises_files_with_many_chunks(capsys, tmp_path):
+    from gcx import api
+    from gcx.container import Chunk, pack_container, read_container
+    from gcx.image import RasterImage
+
+    parsed = read_container(api.encode(RasterImage(photo_like(8, 8, 3))))
+    many = pack_container(parsed.header, [*parsed.chunks[1:-1], *[Chunk("zzzz", b"x" * 10)] * 50])
+    (tmp_path / "many.gcx").write_bytes(many)
+    code, out, _ = gcx(capsys, "info", tmp_path / "many.gcx")
+    assert code == 0 and "55 chunks" in out
+    assert [line.split()[:3] for line in out.splitlines() if line.strip().startswith("zzzz")] == [["zzzz", "50", "1,100"]]
+    code, out, _ = gcx(capsys, "info", tmp_path / "many.gcx", "--all-chunks")
+    assert code == 0 and sum("unknown (skipped)" in line for line in out.splitlines()) == 50

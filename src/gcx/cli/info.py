@@ -12,11 +12,14 @@ from gcx import api
 from gcx.fileio import read_input
 from gcx.registry import available_codecs
 
+CHUNK_LIST_LIMIT = 40
+
 
 @click.command("info")
 @click.argument("source", metavar="INPUT.gcx")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def info_cmd(source: str, as_json: bool) -> int:
+@click.option("--all-chunks", is_flag=True, help=f"List every chunk even when there are more than {CHUNK_LIST_LIMIT}.")
+def info_cmd(source: str, as_json: bool, all_chunks: bool) -> int:
     """Show a .gcx file's header, chunk table and bits per chunk (damaged CRCs are reported, not fatal)."""
     data = read_input(source)
     report = api.inspect(io.BytesIO(data))
@@ -31,13 +34,13 @@ def info_cmd(source: str, as_json: bool) -> int:
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
-        _print_report(source, report)
+        _print_report(source, report, all_chunks)
     for problem in report["problems"]:
         click.echo(f"gcx: error: {problem}", err=True)
     return 1 if report["problems"] else 0
 
 
-def _print_report(source: str, r: dict) -> None:
+def _print_report(source: str, r: dict, all_chunks: bool) -> None:
     installed = "" if r["codec_installed"] else "  [not installed]"
     frames = f", {r['frames']} frames" if r["media"] == "video" else ""
     lines = [
@@ -50,6 +53,10 @@ def _print_report(source: str, r: dict) -> None:
         lines.append(f"  weights  sha256 {r['weights_hash']}")
     if "video" in r:
         lines += _video_lines(r["video"], r["width"] * r["height"])
+    if len(r["chunks"]) > CHUNK_LIST_LIMIT and not all_chunks:
+        lines += _chunk_summary(r["chunks"])
+        click.echo("\n".join(lines))
+        return
     lines.append(f"  {'chunk':<6}{'offset':>10}{'length':>10}  {'kind':<10}{'crc':<5}{'bits':>11}{'bpp':>9}  holds")
     for c in r["chunks"]:
         kind = "critical" if c["critical"] else "ancillary"
@@ -59,6 +66,21 @@ def _print_report(source: str, r: dict) -> None:
             f"  {c['holds']}"
         )
     click.echo("\n".join(lines))
+
+
+def _chunk_summary(chunks: list[dict]) -> list[str]:
+    """One line per chunk type (count, bytes, bits per pixel, bad CRCs) for files with many chunks."""
+    lines = [
+        f"  {len(chunks)} chunks (--all-chunks lists each):",
+        f"  {'chunk':<6}{'count':>8}{'bytes':>14}{'bpp':>10}  {'bad crc':<8}",
+    ]
+    for ctype in dict.fromkeys(c["type"] for c in chunks):
+        same = [c for c in chunks if c["type"] == ctype]
+        bad = sum(not c["crc_ok"] for c in same)
+        size = sum(c["bits"] for c in same) // 8
+        bpp = sum(c["bpp"] for c in same)
+        lines.append(f"  {ctype:<6}{len(same):>8}{size:>14,}{bpp:>10.4f}  {bad or '':<8}")
+    return lines
 
 
 def _video_lines(v: dict, pixels: int) -> list[str]:
