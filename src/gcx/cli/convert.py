@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import click
@@ -83,7 +84,14 @@ def encode_cmd(
     if bpp is not None:
         if quality is not None:
             raise click.UsageError("give --quality or --bpp, not both")
-        encoded = encode_to_bpp(image, codec, bpp, options=options).data
+        result = encode_to_bpp(image, codec, bpp, options=options)
+        if result.bpp > bpp:
+            warnings.warn(
+                f"even the lowest quality gives {result.bpp:.3f} bpp (the whole file, metadata included), "
+                f"over the target {bpp}",
+                stacklevel=1,
+            )
+        encoded = result.data
     else:
         encoded = api.encode(image, codec, quality, options=options)
     write_output(output, encoded, force=force)

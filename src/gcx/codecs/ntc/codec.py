@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -71,6 +71,13 @@ class NtcCodec(Codec):
         "learned hyperprior codec: continuous quality 1-100, exact integer entropy model, lossless alpha"
     )
     chunk_types = frozenset({PARAMS, HYPER, LATENT, ALPHA_PARAMS, ALPHA_DATA})
+    chunk_names: ClassVar[dict[str, str]] = {
+        PARAMS: "parameters",
+        HYPER: "hyper-latents",
+        LATENT: "latents",
+        ALPHA_PARAMS: "alpha parameters",
+        ALPHA_DATA: "alpha level",
+    }
 
     def encode_image(self, image: RasterImage, quality: float | None = None) -> EncodedImage:
         from gcx.codecs.ntc.engine import encode_rgb, quality_code
