@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from gcx.errors import GcxError
@@ -39,23 +40,33 @@ def check_output(path: str, *, force: bool, source: str | None = None) -> None:
 
 
 def write_output(path: str, data: bytes, *, force: bool, binary_to_tty_ok: bool = False) -> None:
-    """Write `data` to `path` atomically ('-' is stdout). Without `force` an existing file is never
-    replaced, even if it appears while we write (the final step is a hard link, which fails if it exists)."""
+    """Write `data` to `path` atomically ('-' is stdout)."""
     if path == STDIO:
         if sys.stdout.isatty() and not binary_to_tty_ok:
             raise GcxError("refusing to write binary data to a terminal; use -o FILE or a pipe")
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    dest = Path(path)
     check_output(path, force=force)
+    with atomic_path(path, force=force) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, *, force: bool) -> Iterator[str]:
+    """A temporary file next to `path` to write into; on success it becomes `path`.
+
+    Without `force` an existing file is never replaced, even one that appears while we write: the
+    final step is a hard link, which fails if the name exists. On failure nothing is left behind.
+    """
+    dest = Path(path)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files owner-only; outputs get the usual mode
+        yield tmp
         if force:
             os.replace(tmp, dest)
         else:
