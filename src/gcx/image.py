@@ -91,7 +91,7 @@ def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> RasterImage
 
     Refuses what cannot be kept exactly (16-bit, float, CMYK, several frames) instead of converting.
     """
-    name = str(source) if isinstance(source, str | os.PathLike) else "input"
+    name = f"{source}: " if isinstance(source, str | os.PathLike) else ""  # errors name a file, not bytes
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         with warnings.catch_warnings():
@@ -100,12 +100,10 @@ def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> RasterImage
                 cap = Limits.from_env().max_pixels
                 if im.width * im.height > cap:
                     raise UnsupportedImageError(
-                        f"{name}: {im.width}x{im.height} exceeds the cap of {cap} pixels (GCX_MAX_PIXELS)"
+                        f"{name}{im.width}x{im.height} exceeds the cap of {cap} pixels (GCX_MAX_PIXELS)"
                     )
                 if getattr(im, "n_frames", 1) > 1:
-                    raise UnsupportedImageError(
-                        f"{name}: has {im.n_frames} frames; image codecs take one (video support comes with nvc)"
-                    )
+                    raise UnsupportedImageError(f"{name}has {im.n_frames} frames; image codecs take one frame")
                 im.load()
                 meta = _metadata_of(im)
                 mode = im.mode
@@ -114,17 +112,17 @@ def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> RasterImage
                 target = _LOSSLESS_CONVERSIONS.get(mode, mode)
                 if target not in ("L", "LA", "RGB", "RGBA"):
                     raise UnsupportedImageError(
-                        f"{name}: mode {im.mode} ({_describe_mode(im.mode)}) is not supported yet; "
+                        f"{name}mode {im.mode} ({_describe_mode(im.mode)}) is not supported yet; "
                         "gcx codes 8-bit gray, gray+alpha, RGB and RGBA"
                     )
                 converted = im.convert(target) if target != im.mode else im
                 pixels = np.asarray(converted, dtype=np.uint8)
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise UnsupportedImageError(f"{name}: {_short(exc)}") from None
+        raise UnsupportedImageError(f"{name}{_short(exc)}") from None
     except OSError as exc:
         if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
             raise
-        raise UnsupportedImageError(f"{name}: cannot read image: {_short(exc)}") from None
+        raise UnsupportedImageError(f"{name}cannot read image: {_short(exc)}") from None
     return RasterImage(pixels.copy(), meta)
 
 

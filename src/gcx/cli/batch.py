@@ -56,7 +56,9 @@ def plan(src: Path, dst: Path, recursive: bool, out_format: str) -> tuple[list[T
             continue
         if task.dest in tasks:
             other = tasks.pop(task.dest)
-            failures += [(p, f"output {task.dest} would be written by both inputs") for p in (other.source, path)]
+            failures += [
+                (p, f"output {task.dest} would be written by both inputs (rename one)") for p in (other.source, path)
+            ]
             continue
         tasks[task.dest] = task
     return list(tasks.values()), failures
