@@ -116,9 +116,16 @@ def _encode_video(
     report = encode_file(source, output, quality=quality, bitrate=bitrate, gop=gop or _GOP, force=force)
     seconds = report.frames / float(report.frame_rate) if report.frame_rate else 0
     rate = f", {8 * report.video_bytes / seconds / 1000:.1f} kbit/s video" if seconds else ""
+    if report.version >= 2:
+        kinds = f"nvc version 2: {report.frames - report.predicted} intra and {report.predicted} predicted frames"
+    else:
+        kinds = (
+            "nvc version 1 codes every frame as an intra frame (predicted frames are not implemented without "
+            "the conditional weights, or with --gop 1)"
+        )
     click.echo(
-        f"gcx: nvc version 1 codes every frame as an intra frame (predicted frames are not implemented yet): "
-        f"{report.frames} frames in {report.gops} GOPs{rate}, {report.frames / report.seconds:.2f} frames/s",
+        f"gcx: {kinds}: {report.frames} frames in {report.gops} GOPs{rate}, "
+        f"{report.frames / report.seconds:.2f} frames/s",
         err=True,
     )
 

@@ -14,12 +14,15 @@ with s, lo and hi per output channel. `check_bounds` proves the 2^53 bound from 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 EXACT_LIMIT = 2**53
+ACT_MAX = (1 << 15) - 1  # hidden activations: integers 0..32767
 
 
 @dataclass
@@ -97,3 +100,54 @@ def quantize_weight(w: torch.Tensor, transposed: bool, bits: int = 8) -> tuple[t
     shape = (1, -1, 1, 1) if transposed else (-1, 1, 1, 1)
     wq = torch.round(w.detach().double() * torch.pow(2.0, frac.double()).view(shape)).clamp(-qmax, qmax)
     return wq.to(torch.int8), frac
+
+
+def _float_layer(conv: nn.Module, a: torch.Tensor) -> torch.Tensor:
+    """The float layer in float64 (calibration only)."""
+    w, b = conv.weight.double(), conv.bias.double()
+    if isinstance(conv, nn.ConvTranspose2d):
+        return F.conv_transpose2d(a, w, b, conv.stride, conv.padding, conv.output_padding)
+    return F.conv2d(a, w, b, conv.stride, conv.padding)
+
+
+@torch.no_grad()
+def quantize_chain(
+    convs: list[nn.Module],
+    calib: torch.Tensor,
+    in_frac: int,
+    in_range: tuple[int, int],
+    out_frac: torch.Tensor,
+    out_lo: torch.Tensor,
+    out_hi: torch.Tensor,
+) -> tuple[IntNet, list[dict]]:
+    """Post-training quantization of convolutions with a ReLU after every hidden layer.
+
+    `calib` is a float input whose values times 2^in_frac are the integers the IntNet will get;
+    hidden activation ranges come from it. The last layer's output is in 2^-out_frac units
+    (per channel), clamped to out_lo..out_hi.
+    """
+    layers: list[IntLayer] = []
+    specs: list[dict] = []
+    a_float = calib.double()
+    fa_in = in_frac
+    for li, conv in enumerate(convs):
+        transposed = isinstance(conv, nn.ConvTranspose2d)
+        wq, fw = quantize_weight(conv.weight.double(), transposed)
+        acc_frac = fa_in + fw
+        bias = torch.round(conv.bias.double() * torch.pow(2.0, acc_frac.double())).long()
+        out = _float_layer(conv, a_float)
+        if li + 1 < len(convs):
+            out = out.clamp_min(0)
+            amax = float(out.max().clamp_min(1e-6))
+            fa_out = int(max(-8, min(20, math.floor(math.log2(ACT_MAX / (1.25 * amax))))))
+            frac_out = torch.full_like(fw, fa_out)
+            lo, hi = torch.zeros_like(fw), torch.full_like(fw, ACT_MAX)
+        else:
+            frac_out, lo, hi, fa_out = out_frac, out_lo, out_hi, 0
+        layers.append(IntLayer(transposed, conv.stride[0], wq, bias, acc_frac - frac_out, lo, hi))
+        specs.append({"transposed": transposed, "stride": conv.stride[0], "kernel": conv.kernel_size[0]})
+        a_float = out
+        fa_in = fa_out
+    net = IntNet(layers, *in_range)
+    net.check_bounds()
+    return net, specs

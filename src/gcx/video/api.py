@@ -12,46 +12,21 @@ import io
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
-import gcx.codecs.nvc.codec  # noqa: F401  (registers nvc until it has its entry point)
 from gcx.codecs.nvc import syntax
 from gcx.codecs.nvc.stream import DEFAULT_GOP, EncodeReport, VideoDecoder, encode_video
 from gcx.container import format as fmt
 from gcx.container.limits import Limits
 from gcx.container.reader import iter_chunks
 from gcx.errors import GcxError, GcxFormatError
-from gcx.fileio import STDIO, check_output
+from gcx.fileio import STDIO, atomic_path, check_output
 from gcx.video.io import AudioPacket, Frame, VideoSource, open_sink
 from gcx.video.paths import output_kind
-
-
-@contextlib.contextmanager
-def _atomic(dest: str, *, force: bool) -> Iterator[str]:
-    """A temporary path next to `dest`, renamed onto it (never over an existing file without force)."""
-    target = Path(dest)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    os.close(fd)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes the file owner-only; outputs get the usual permissions
-    try:
-        yield tmp
-        if force:
-            os.replace(tmp, target)
-        else:
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise GcxError(f"{dest} exists; use --force to overwrite it") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def encode_file(
@@ -61,21 +36,31 @@ def encode_file(
     quality: float | None = None,
     bitrate: float | None = None,
     gop: int = DEFAULT_GOP,
+    predicted: bool = True,
     max_frames: int | None = None,
     force: bool = False,
 ) -> EncodeReport:
-    """Encode a video file (anything FFmpeg reads) to .gcx; '-' writes to stdout as a stream."""
+    """Encode a video file (anything FFmpeg reads) to .gcx; '-' writes to stdout as a stream.
+
+    `predicted=False` (or gop=1) forces all-intra version-1 output.
+    """
     check_output(output, force=force, source=source)
     video = VideoSource(source)
     try:
-        options = {"quality": quality, "bitrate": bitrate, "gop": gop, "max_frames": max_frames}
+        options = {
+            "quality": quality,
+            "bitrate": bitrate,
+            "gop": gop,
+            "predicted": predicted,
+            "max_frames": max_frames,
+        }
         if output == STDIO:
             if sys.stdout.isatty():
                 raise GcxError("refusing to write binary data to a terminal; use -o FILE or a pipe")
             report = encode_video(video.info, video, video.audio, sys.stdout.buffer, **options)
             sys.stdout.buffer.flush()
             return report
-        with _atomic(output, force=force) as tmp, open(tmp, "w+b") as handle:
+        with atomic_path(output, force=force) as tmp, open(tmp, "w+b") as handle:
             report = encode_video(video.info, video, video.audio, handle, **options)
             handle.flush()
             os.fsync(handle.fileno())
@@ -173,7 +158,7 @@ def decode_file(
         elif kind == "png":
             written = _pump(events, open_sink(output, kind, info, audio, force=force), start_pts, decoder)
         else:
-            with _atomic(output, force=force) as tmp:
+            with atomic_path(output, force=force) as tmp:
                 written = _pump(events, open_sink(tmp, kind, info, audio), start_pts, decoder)
         return DecodeReport(written, decoder.damage)
 

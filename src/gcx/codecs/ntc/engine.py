@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from gcx.codecs.ntc.weights import MEAN_FRAC_BITS, Z_LIMIT, NtcWeights, hyper_outputs
-from gcx.entropy.coding import decode_groups, encode_groups
+from gcx.entropy.coding import Table, decode_groups, encode_groups
 
 STRIDE = 64  # total downsampling to z: images are padded (edge replication) to multiples of this
 QUALITY_STEPS = 65535
@@ -67,22 +67,60 @@ def _grouping(idx: torch.Tensor, levels: int) -> tuple[torch.Tensor, list[int]]:
 
 
 @torch.no_grad()
-def encode_rgb(w: NtcWeights, rgb: np.ndarray, code: int) -> tuple[bytes, bytes, float]:
-    """uint8 (H, W, 3) -> (NHYP payload, NLAT payload, estimated bits of both)."""
+def analyse(w: NtcWeights, rgb: np.ndarray, code: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (H, W, 3) -> (latents y with the gain applied, float; hyper-latents z, int64)."""
     h, wd = rgb.shape[:2]
     x = torch.from_numpy(np.array(rgb, np.uint8)).permute(2, 0, 1)[None].float() / 255.0  # own, writable copy
     x = torch.nn.functional.pad(x, (0, _padded(wd) - wd, 0, _padded(h) - h), mode="replicate")
     pos = position(code, len(w.config.lambdas))
     y = _in_stripes(w.model.g_a, x, 1, 16) * w.model.gain.gain(pos)
     z = torch.round(w.model.h_a(y)).clamp(-Z_LIMIT, Z_LIMIT - 1).long()
-    z_groups = [(w.z_tables[c], z[0, c].numpy().ravel()) for c in range(w.config.mz)]
-    mu, idx = hyper_outputs(w.hyper, z, w.config.m)
-    s = torch.round(y.double() - mu.double() / (1 << MEAN_FRAC_BITS)).long()
+    return y, z
+
+
+def symbols(y: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """s = round(y - mu/64), int64 (the encoder's only rounding of y)."""
+    return torch.round(y.double() - mu.double() / (1 << MEAN_FRAC_BITS)).long()
+
+
+def hyper_groups(w: NtcWeights, z: torch.Tensor) -> list[tuple[Table, np.ndarray]]:
+    """NHYP groups: one per z channel."""
+    return [(w.z_tables[c], z[0, c].numpy().ravel()) for c in range(w.config.mz)]
+
+
+def latent_groups(w: NtcWeights, s: torch.Tensor, idx: torch.Tensor) -> list[tuple[Table, np.ndarray]]:
+    """NLAT groups: the symbols of each scale index, in (channel, row, column) order."""
     order, counts = _grouping(idx, w.config.scale_levels)
     parts = np.split(s.flatten()[order].numpy(), np.cumsum(counts)[:-1])
-    y_groups = [(w.y_tables[i], parts[i]) for i in range(w.config.scale_levels)]
+    return [(w.y_tables[i], parts[i]) for i in range(w.config.scale_levels)]
+
+
+@torch.no_grad()
+def encode_rgb(w: NtcWeights, rgb: np.ndarray, code: int) -> tuple[bytes, bytes, float]:
+    """uint8 (H, W, 3) -> (NHYP payload, NLAT payload, estimated bits of both)."""
+    y, z = analyse(w, rgb, code)
+    z_groups = hyper_groups(w, z)
+    mu, idx = hyper_outputs(w.hyper, z, w.config.m)
+    y_groups = latent_groups(w, symbols(y, mu), idx)
     estimate = sum(t.bits(v) for t, v in z_groups + y_groups)
     return encode_groups(z_groups), encode_groups(y_groups), estimate
+
+
+def decode_hyper(w: NtcWeights, hyper: bytes, height: int, width: int) -> torch.Tensor:
+    """The NHYP segment -> z (int64, 1 x Mz x Hp/64 x Wp/64)."""
+    c = w.config
+    hz, wz = _padded(height) // STRIDE, _padded(width) // STRIDE
+    z_vals = decode_groups(hyper, [(w.z_tables[ch], hz * wz) for ch in range(c.mz)], "NHYP")
+    return torch.from_numpy(np.stack(z_vals).reshape(1, c.mz, hz, wz))
+
+
+def decode_symbols(w: NtcWeights, latent: bytes, idx: torch.Tensor) -> torch.Tensor:
+    """The NLAT segment -> symbols s (int64, shaped like idx), given the scale index of every latent."""
+    order, counts = _grouping(idx, w.config.scale_levels)
+    values = decode_groups(latent, [(w.y_tables[i], counts[i]) for i in range(w.config.scale_levels)], "NLAT")
+    s = torch.empty(idx.numel(), dtype=torch.int64)
+    s[order] = torch.from_numpy(np.concatenate(values))
+    return s.view(idx.shape)
 
 
 @torch.no_grad()
@@ -90,25 +128,22 @@ def decode_latents(
     w: NtcWeights, hyper: bytes, latent: bytes, height: int, width: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Entropy decoding only: (z, mean in 1/64 units, scale index, symbols s), all int64 and exact."""
-    c = w.config
-    hz, wz = _padded(height) // STRIDE, _padded(width) // STRIDE
-    z_vals = decode_groups(hyper, [(w.z_tables[ch], hz * wz) for ch in range(c.mz)], "NHYP")
-    z = torch.from_numpy(np.stack(z_vals).reshape(1, c.mz, hz, wz))
-    mu, idx = hyper_outputs(w.hyper, z, c.m)
-    order, counts = _grouping(idx, c.scale_levels)
-    values = decode_groups(latent, [(w.y_tables[i], counts[i]) for i in range(c.scale_levels)], "NLAT")
-    s = torch.empty(idx.numel(), dtype=torch.int64)
-    s[order] = torch.from_numpy(np.concatenate(values))
-    return z, mu, idx, s.view(idx.shape)
+    z = decode_hyper(w, hyper, height, width)
+    mu, idx = hyper_outputs(w.hyper, z, w.config.m)
+    return z, mu, idx, decode_symbols(w, latent, idx)
+
+
+@torch.no_grad()
+def synthesize(w: NtcWeights, y_hat: torch.Tensor, height: int, width: int, code: int) -> np.ndarray:
+    """Exact latents in 1/64 units (int64, 64*s + mu) -> uint8 (height, width, 3); the only float step."""
+    y = (y_hat.double() / (1 << MEAN_FRAC_BITS)).float()
+    x_hat = _in_stripes(w.model.g_s, y * w.model.inv_gain.gain(position(code, len(w.config.lambdas))), 16, 1)
+    out = torch.nan_to_num(x_hat[0, :, :height, :width] * 255.0, 0.0, 255.0, 0.0)
+    return out.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
 @torch.no_grad()
 def decode_rgb(w: NtcWeights, hyper: bytes, latent: bytes, height: int, width: int, code: int) -> np.ndarray:
     """Inverse of encode_rgb: uint8 (height, width, 3)."""
     _, mu, _, s = decode_latents(w, hyper, latent, height, width)
-    y_hat = (s.double() + mu.double() / (1 << MEAN_FRAC_BITS)).float()
-    x_hat = _in_stripes(
-        w.model.g_s, y_hat * w.model.inv_gain.gain(position(code, len(w.config.lambdas))), 16, 1
-    )
-    out = torch.nan_to_num(x_hat[0, :, :height, :width] * 255.0, 0.0, 255.0, 0.0)
-    return out.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    return synthesize(w, (s << MEAN_FRAC_BITS) + mu, height, width, code)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +20,11 @@ from torch import nn
 from gcx.codecs.ntc.model import NtcConfig, NtcModel
 from gcx.entropy.coding import Table
 from gcx.entropy.tables import gaussian_tables, scale_table, trimmed_table
-from gcx.nn.intnet import IntLayer, IntNet, quantize_weight
+from gcx.nn.intnet import IntLayer, IntNet, quantize_chain
 
 FORMAT = "gcx-ntc-weights"
 MEAN_FRAC_BITS = 6  # means are integers in units of 1/64
 MEAN_LIMIT = 1 << 21  # |mean| <= 32768 latent units
-ACT_MAX = (1 << 15) - 1  # hidden activations: integers 0..32767
 Z_LIMIT = 1 << 15  # hyper-decoder input clamp
 Z_SUPPORT = 512  # z table search range -512..512 before trimming
 _FLOAT_PREFIXES = ("g_a.", "g_s.", "h_a.", "gain.", "inv_gain.")
@@ -85,59 +83,15 @@ class NtcWeights:
         return cls(config, model, hyper, z_tables, y_tables, hashlib.sha256(raw).digest())
 
 
-def _hyper_layers(model: NtcModel) -> list[tuple[nn.Module, bool]]:
-    """(conv module, followed by ReLU) for each layer of h_s."""
-    mods = list(model.h_s)
-    return [
-        (m, i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU))
-        for i, m in enumerate(mods)
-        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)
-    ]
-
-
 @torch.no_grad()
 def quantize_hyper(model: NtcModel, z_calib: torch.Tensor) -> tuple[IntNet, list[dict]]:
     """Post-training quantization of h_s, activation ranges from calibration hyper-latents."""
     c = model.config
-    layers: list[IntLayer] = []
-    specs: list[dict] = []
-    a_float = torch.round(z_calib).double()
-    fa_in = 0
-    convs = _hyper_layers(model)
-    for li, (conv, relu) in enumerate(convs):
-        transposed = isinstance(conv, nn.ConvTranspose2d)
-        w = conv.weight.double()
-        wq, fw = quantize_weight(w, transposed)
-        acc_frac = fa_in + fw
-        bias = torch.round(conv.bias.double() * torch.pow(2.0, acc_frac.double())).long()
-        out = _float_layer(conv, a_float, transposed)
-        if li + 1 < len(convs):
-            out = out.clamp_min(0) if relu else out
-            amax = float(out.max().clamp_min(1e-6))
-            fa_out = int(max(-8, min(20, math.floor(math.log2(ACT_MAX / (1.25 * amax))))))
-            frac_out = torch.full_like(fw, fa_out)
-            lo = torch.zeros_like(fw)
-            hi = torch.full_like(fw, ACT_MAX)
-        else:
-            frac_out = torch.cat([torch.full((c.m,), MEAN_FRAC_BITS), torch.zeros(c.m, dtype=torch.long)])
-            lo = torch.cat([torch.full((c.m,), -MEAN_LIMIT), torch.zeros(c.m, dtype=torch.long)])
-            hi = torch.cat([torch.full((c.m,), MEAN_LIMIT), torch.full((c.m,), c.scale_levels - 1)])
-            fa_out = 0
-        layers.append(IntLayer(transposed, conv.stride[0], wq, bias, acc_frac - frac_out, lo, hi))
-        specs.append({"transposed": transposed, "stride": conv.stride[0], "kernel": conv.kernel_size[0]})
-        a_float = out
-        fa_in = fa_out
-    net = IntNet(layers, -Z_LIMIT, Z_LIMIT - 1)
-    net.check_bounds()
-    return net, specs
-
-
-def _float_layer(conv: nn.Module, a: torch.Tensor, transposed: bool) -> torch.Tensor:
-    """The float layer in float64 (calibration only)."""
-    w, b = conv.weight.double(), conv.bias.double()
-    if transposed:
-        return nn.functional.conv_transpose2d(a, w, b, conv.stride, conv.padding, conv.output_padding)
-    return nn.functional.conv2d(a, w, b, conv.stride, conv.padding)
+    convs = [m for m in model.h_s if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    out_frac = torch.cat([torch.full((c.m,), MEAN_FRAC_BITS), torch.zeros(c.m, dtype=torch.long)])
+    lo = torch.cat([torch.full((c.m,), -MEAN_LIMIT), torch.zeros(c.m, dtype=torch.long)])
+    hi = torch.cat([torch.full((c.m,), MEAN_LIMIT), torch.full((c.m,), c.scale_levels - 1)])
+    return quantize_chain(convs, torch.round(z_calib), 0, (-Z_LIMIT, Z_LIMIT - 1), out_frac, lo, hi)
 
 
 def hyper_outputs(net: IntNet, z: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,13 +1,16 @@
-"""The `nvc` codec (id 4): learned video, version 1 all-intra (every frame coded by ntc's model).
+"""The `nvc` codec (id 4): learned video on ntc's transforms (formats/nvc.md).
 
-Predicted frames are specified as a proposal in formats/nvc.md but not implemented: version 1
-files hold intra frames only, and `--gop` places the index points used for seeking. The work
-is in `gcx.codecs.nvc.stream`; this module imports neither torch nor PyAV (the registry loads it
-for `gcx info` and `gcx codecs`).
+Version 1 files are all-intra; version 2 adds predicted frames whose latents are coded with a
+conditional integer model of the previous frame's exact latents (a second weights file, named by
+the `VCND` chunk). The encoder writes version 2 only when it codes P-frames. The work is in
+`gcx.codecs.nvc.stream`; this module imports neither torch nor PyAV (the registry loads it for
+`gcx info` and `gcx codecs`).
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import ClassVar
 
 from gcx.codecs.base import Codec, EncodedImage
@@ -18,21 +21,30 @@ from gcx.errors import GcxFormatError, UnsupportedImageError
 from gcx.image import RasterImage
 from gcx.registry import register_codec
 
+COND_WEIGHTS_ENV = "GCX_NVC_WEIGHTS"
+DEFAULT_COND_WEIGHTS = Path(__file__).resolve().parents[4] / "weights" / "nvc-v2-cond.safetensors"
+
+
+def cond_weights_path() -> Path:
+    """Where the conditional model's weights are looked for (P-frames need them on both sides)."""
+    return Path(os.environ.get(COND_WEIGHTS_ENV) or DEFAULT_COND_WEIGHTS)
+
 
 @register_codec
 class NvcCodec(Codec):
     id = 4
     name = "nvc"
-    version = 1
+    version = 2
     media = MediaKind.VIDEO
     lossy = True
     summary = (
-        "learned video codec, version 1 ALL-INTRA (ntc per frame; predicted frames not implemented yet): "
-        "GOP index for seeking, audio kept"
+        "learned video codec: ntc intra frames, predicted frames conditioned on the previous frame's latents "
+        "(needs the conditional weights), GOP index for seeking, audio kept"
     )
-    chunk_types = frozenset({syntax.SEQUENCE, syntax.FRAME})
+    chunk_types = frozenset({syntax.SEQUENCE, syntax.COND_WEIGHTS, syntax.FRAME})
     chunk_names: ClassVar[dict[str, str]] = {
         syntax.SEQUENCE: "sequence header",
+        syntax.COND_WEIGHTS: "conditional weights",
         syntax.FRAME: "frame",
         syntax.DISPLAY: "display tags",
         syntax.AUDIO_STREAM: "audio stream",

@@ -1,21 +1,24 @@
-"""nvc's streaming encoder and decoder: one frame in memory at a time, the index written last.
+"""nvc's streaming encoder and decoder: one frame (and one reference) in memory at a time, the index last.
 
-Version 1 codes every frame as an intra frame with ntc's engine (its weights, its exact integer
-entropy model); GOPs of `gop` frames mark the random-access points listed in `fidx`.
+Intra frames are ntc images (its weights, its exact integer entropy model). With the conditional
+weights installed and GOPs longer than one frame, the encoder writes version 2: every frame after a
+GOP start is a predicted frame conditioned on the previous frame's exact latents (or intra when
+that is estimated cheaper). GOPs of `gop` frames mark the random-access points listed in `fidx`.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from gcx.codecs.ntc.codec import DEFAULT_QUALITY, load_weights, weights_path
 from gcx.codecs.nvc import syntax
-from gcx.codecs.nvc.codec import NvcCodec
+from gcx.codecs.nvc.codec import COND_WEIGHTS_ENV, NvcCodec, cond_weights_path
 from gcx.container import format as fmt
 from gcx.container.chunk import FRAME_CRC, FRAME_HEAD, Chunk, chunk_crc, decode_type
 from gcx.container.header import ColourModel, Header, MediaKind, unpack_header
@@ -26,6 +29,12 @@ from gcx.container.writer import ContainerWriter
 from gcx.errors import CodecNotFoundError, GcxError, GcxFormatError
 from gcx.video.io import AudioPacket, AudioStream, Frame, VideoInfo
 from gcx.video.paths import DEFAULT_GOP
+
+if TYPE_CHECKING:
+    import torch
+
+    from gcx.codecs.ntc.weights import NtcWeights
+    from gcx.codecs.nvc.cond import CondWeights
 
 # --bitrate: quality points per doubling of a frame's bits (a rough slope; the loop corrects it)
 _POINTS_PER_DOUBLING = 18.0
@@ -40,6 +49,46 @@ class EncodeReport:
     frame_rate: Fraction = Fraction(0)
     seconds: float = 0.0
     qualities: list[float] = field(default_factory=list)
+    version: int = 1  # 2 when P-frames were enabled
+    predicted: int = 0  # frames coded as P-frames
+
+
+_cond_cache: dict[tuple[str, int, int], CondWeights] = {}
+
+
+def load_cond_weights() -> CondWeights | None:
+    """The installed conditional weights (loaded once per file version), or None if there is no file."""
+    path = cond_weights_path()
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _cond_cache:
+        from gcx.codecs.nvc.cond import CondWeights
+
+        _cond_cache.clear()
+        _cond_cache[key] = CondWeights.load(path)
+    return _cond_cache[key]
+
+
+def _encoder_cond(weights: NtcWeights) -> CondWeights | None:
+    """The conditional model if it is usable with these ntc weights; otherwise warn (one line) and go all-intra."""
+    cond = load_cond_weights()
+    if cond is None:
+        warnings.warn(
+            f"nvc: no conditional weights at {cond_weights_path()} (set {COND_WEIGHTS_ENV}): "
+            "coding every frame intra (version 1)",
+            stacklevel=3,
+        )
+    elif cond.ntc_sha256 != weights.sha256:
+        warnings.warn(
+            f"nvc: conditional weights {cond_weights_path()} belong to ntc weights {cond.ntc_sha256.hex()}, "
+            f"installed are {weights.sha256.hex()}: coding every frame intra (version 1)",
+            stacklevel=3,
+        )
+        return None
+    return cond
 
 
 class _RateControl:
@@ -73,23 +122,27 @@ def encode_video(
     quality: float | None = None,
     bitrate: float | None = None,
     gop: int = DEFAULT_GOP,
+    predicted: bool = True,
     max_frames: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> EncodeReport:
     """Write a .gcx video as frames arrive; `audio` must hold a stream's parameters before its first packet.
 
-    With a seekable `out` the final frame count is also patched into GHDR; a pipe gets 0 there
-    and the count only in `fidx`.
+    P-frames are used when `predicted`, `gop` > 1 and the conditional weights are installed (else
+    version 1, all-intra). With a seekable `out` the final frame count is also patched into GHDR;
+    a pipe gets 0 there and the count only in `fidx`.
     """
-    from gcx.codecs.ntc.engine import encode_rgb
+    from gcx.codecs.nvc.engine import encode_frame
 
     if gop < 1:
         raise GcxError(f"GOP length {gop} must be at least 1")
     weights = load_weights()
+    cond = _encoder_cond(weights) if predicted and gop > 1 else None
+    version = 2 if cond is not None else 1
     rate = info.frame_rate
     header = Header(
         codec_id=NvcCodec.id,
-        codec_version=NvcCodec.version,
+        codec_version=version,
         media=MediaKind.VIDEO,
         colour=ColourModel.RGB,
         width=info.width,
@@ -103,6 +156,8 @@ def encode_video(
     for chunk in Metadata(text=info.metadata).to_chunks():
         writer.write(chunk)
     writer.write(syntax.Sequence(info.time_base, gop).chunk())
+    if cond is not None:
+        writer.write(syntax.pack_cond_weights(cond.sha256))
     writer.write(
         syntax.Display(
             info.rotation, info.color_range, info.matrix, info.primaries, info.transfer, info.sample_aspect
@@ -110,7 +165,8 @@ def encode_video(
     )
     control = _RateControl(bitrate, float(rate)) if bitrate else None
     fixed_code = _quality_code(DEFAULT_QUALITY if quality is None else quality)
-    report = EncodeReport(frame_rate=rate)
+    report = EncodeReport(frame_rate=rate, version=version)
+    ref: torch.Tensor | None = None
     entries: list[syntax.IndexEntry] = []
     announced: set[int] = set()
     pending: dict[int, list] = {}
@@ -137,10 +193,12 @@ def encode_video(
         flush_audio()
         number = report.frames
         code = _quality_code(control.quality) if control else fixed_code
-        hyper, latent, _ = encode_rgb(weights, event.rgb, code)
         gop_start = number % gop == 0
-        head = syntax.FrameHeader(syntax.INTRA, gop_start, code, number, event.pts, event.duration)
-        chunk = syntax.pack_frame(head, hyper, latent)
+        coded = encode_frame(weights, cond, event.rgb, code, None if gop_start else ref)
+        ref = coded.latents if cond is not None else None
+        head = syntax.FrameHeader(coded.frame_type, gop_start, code, number, event.pts, event.duration)
+        chunk = syntax.pack_frame(head, coded.hyper, coded.latent)
+        report.predicted += coded.frame_type == syntax.PREDICTED
         offset = writer.write(chunk) + start_offset
         if gop_start:
             entries.append(syntax.IndexEntry(number, event.pts, offset))
@@ -179,6 +237,7 @@ class VideoFile:
     audio: dict[int, AudioStream]
     body_offset: int | None  # the first frame or audio-packet chunk: where decoding and scanning start
     leading: list[Chunk]  # that chunk, already read
+    cond_hash: bytes | None = None  # version 2: SHA-256 of the conditional weights (VCND)
 
 
 def _chunks_from(stream: BinaryIO, offset: int, limits: Limits) -> Iterator[Chunk]:
@@ -227,10 +286,14 @@ class VideoDecoder:
         self.decoded = 0
         self.file = self._read_head()
         self._weights = None
+        self._cond = None
+        self._ref: torch.Tensor | None = None  # exact latents of the last decoded frame ...
+        self._ref_number = -1  # ... and its frame number
 
     def _read_head(self) -> VideoFile:
         header = None
         sequence, display, audio, leading, text = None, None, {}, [], []
+        cond_hash = None
         first = None
         for record in self._chunks:
             chunk = record.chunk
@@ -241,6 +304,12 @@ class VideoDecoder:
                 continue
             if chunk.type == syntax.SEQUENCE:
                 sequence = syntax.Sequence.parse(chunk)
+            elif chunk.type == syntax.COND_WEIGHTS:
+                if header.codec_version < 2 or cond_hash is not None:
+                    raise GcxFormatError(
+                        f"{syntax.COND_WEIGHTS} belongs once in a version-2 file", chunk=chunk.type, offset=chunk.offset
+                    )
+                cond_hash = syntax.parse_cond_weights(chunk)
             elif chunk.type == syntax.DISPLAY:
                 display = syntax.Display.parse(chunk)
             elif chunk.type == syntax.AUDIO_STREAM:
@@ -255,6 +324,8 @@ class VideoDecoder:
                 raise GcxFormatError(f"unknown critical chunk {chunk.type}", chunk=chunk.type, offset=chunk.offset)
         if header is None or sequence is None:
             raise GcxFormatError(f"nvc file without a {syntax.SEQUENCE} chunk before its frames")
+        if header.codec_version >= 2 and cond_hash is None:
+            raise GcxFormatError(f"nvc version-2 file without a {syntax.COND_WEIGHTS} chunk before its frames")
         display = display or syntax.Display(0, 0, 2, 2, 2, None)
         info = VideoInfo(
             width=header.width,
@@ -273,7 +344,7 @@ class VideoDecoder:
         if first is not None:
             leading.append(first)
         body = first.offset if first is not None and first.type != fmt.END else None
-        return VideoFile(header, sequence, info, audio, body, leading)
+        return VideoFile(header, sequence, info, audio, body, leading, cond_hash)
 
     def _check_codec(self, header: Header) -> None:
         if header.media != MediaKind.VIDEO or header.codec_id != NvcCodec.id:
@@ -285,7 +356,7 @@ class VideoDecoder:
                 chunk=fmt.HEADER,
             )
         if header.colour != ColourModel.RGB or header.bit_depth != 8:
-            raise GcxFormatError("nvc version 1 codes 8-bit RGB", chunk=fmt.HEADER)
+            raise GcxFormatError("nvc codes 8-bit RGB", chunk=fmt.HEADER)
         if len(header.weights_hash) != 32:
             raise GcxFormatError("nvc file without a 32-byte weights hash in its header", chunk=fmt.HEADER)
 
@@ -299,19 +370,46 @@ class VideoDecoder:
                     "decode it with the weights it was made with"
                 )
             self._weights = weights
+        wanted = self.file.cond_hash
+        if wanted is not None and self._cond is None:
+            cond = load_cond_weights()
+            if cond is None:
+                raise CodecNotFoundError(
+                    f"this video has predicted frames made with nvc conditional weights {wanted.hex()}; "
+                    f"none installed at {cond_weights_path()} (set {COND_WEIGHTS_ENV} to that weights file)"
+                )
+            if cond.sha256 != wanted:
+                raise CodecNotFoundError(
+                    f"this video was made with nvc conditional weights {wanted.hex()}, but the installed ones "
+                    f"({cond_weights_path()}) are {cond.sha256.hex()}: decode it with the weights it was made with"
+                )
+            self._cond = cond
         return self._weights
 
-    def _decode(self, chunk: Chunk, head: syntax.FrameHeader) -> Frame:
-        from gcx.codecs.ntc.engine import decode_rgb
+    def _decode(self, chunk: Chunk, head: syntax.FrameHeader, output: bool = True) -> Frame | None:
+        """Decode a frame (its pixels only if `output`: frames before a seek target are only entropy-decoded)."""
+        from gcx.codecs.ntc.engine import synthesize
+        from gcx.codecs.nvc.engine import decode_frame
 
-        if head.frame_type != syntax.INTRA:
-            raise GcxFormatError(
-                "predicted frames are not part of nvc version 1", chunk=chunk.type, offset=chunk.offset
-            )
+        if head.frame_type == syntax.PREDICTED:
+            if self.file.cond_hash is None:
+                raise GcxFormatError(
+                    "predicted frames are not part of nvc version 1", chunk=chunk.type, offset=chunk.offset
+                )
+            if self._ref is None or self._ref_number != head.number - 1:
+                raise GcxFormatError(
+                    f"predicted frame {head.number} without its reference frame", chunk=chunk.type, offset=chunk.offset
+                )
         hyper, latent = syntax.split_frame(chunk)
         h, w = self.file.header.height, self.file.header.width
         try:
-            rgb = decode_rgb(self._load_weights(), hyper, latent, h, w, head.quality_code)
+            weights = self._load_weights()
+            latents = decode_frame(weights, self._cond, head.frame_type, hyper, latent, h, w, self._ref)
+            if self.file.cond_hash is not None:
+                self._ref, self._ref_number = latents, head.number
+            if not output:
+                return None
+            rgb = synthesize(weights, latents, h, w, head.quality_code)
         except GcxError:
             raise
         except Exception as exc:  # hostile entropy-coded bytes end in the documented error type
@@ -385,7 +483,9 @@ class VideoDecoder:
                 if chunk.type == syntax.FRAME:
                     head = syntax.parse_frame_header(chunk)
                     if start_pts is not None and head.pts < start_pts:
-                        continue  # intra-only: nothing later refers to it
+                        if self.file.cond_hash is not None:  # later P-frames may refer to it: latents only
+                            self._decode(chunk, head, output=False)
+                        continue
                     frame = self._decode(chunk, head)
                     delivered += 1
                     self.decoded += 1

@@ -15,6 +15,7 @@ from gcx.container.chunk import Chunk
 from gcx.errors import GcxFormatError
 
 SEQUENCE = "VSEQ"  # critical, once, before the first frame
+COND_WEIGHTS = "VCND"  # critical, version 2 only, once before the first frame: conditional weights hash
 FRAME = "VFRM"  # critical, one per frame
 DISPLAY = "vDSP"  # ancillary: rotation, colour tags, sample aspect ratio
 AUDIO_STREAM = "aSTR"  # ancillary: one audio stream's codec parameters
@@ -56,6 +57,20 @@ class Sequence:
         if num == 0 or den == 0:
             raise _fail(f"time base {num}/{den} is not positive", chunk)
         return cls(Fraction(num, den), gop)
+
+
+HASH_BYTES = 32
+
+
+def pack_cond_weights(sha256: bytes) -> Chunk:
+    return Chunk(COND_WEIGHTS, sha256)
+
+
+def parse_cond_weights(chunk: Chunk) -> bytes:
+    """The SHA-256 of the conditional model's weights file a version-2 file's P-frames need."""
+    if len(chunk.payload) != HASH_BYTES:
+        raise _fail(f"{COND_WEIGHTS} must be {HASH_BYTES} bytes (a SHA-256)", chunk)
+    return chunk.payload
 
 
 @dataclass(frozen=True)
