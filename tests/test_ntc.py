@@ -158,6 +158,21 @@ def test_file_from_other_weights_is_refused(
     assert made_with in str(err.value) and installed in str(err.value)
 
 
+def test_files_made_with_older_weights_beside_the_default_still_decode(
+    registry: CodecRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = _tiny_weights(tmp_path / "ntc-old.safetensors", seed=2)
+    monkeypatch.setenv(WEIGHTS_ENV, str(old))
+    image = RasterImage(photo_like(20, 24, 3))
+    data = api.encode(image, "ntc", 50, registry=registry)
+    first = api.decode(data, registry=registry).pixels
+    monkeypatch.setenv(WEIGHTS_ENV, str(_tiny_weights(tmp_path / "ntc-new.safetensors", seed=3)))
+    assert read_container(api.encode(image, "ntc", 50, registry=registry)).header.weights_hash != (
+        read_container(data).header.weights_hash
+    )
+    assert np.array_equal(api.decode(data, registry=registry).pixels, first)
+
+
 def _variants(chunks: list[Chunk], rng: np.random.Generator) -> list[list[Chunk]]:
     """Damaged versions of a valid chunk list: sizes, flags, order, truncation, random bytes."""
     par, hyp, lat = chunks[:3]

@@ -41,24 +41,42 @@ def weights_path() -> Path:
     return Path(os.environ.get(WEIGHTS_ENV) or DEFAULT_WEIGHTS)
 
 
-def load_weights() -> NtcWeights:
-    """The installed weights, loaded once per process (reloaded if the file changes)."""
-    path = weights_path()
+def _load(path: Path) -> NtcWeights:
+    """Weights from `path`, loaded once per process (again if the file changes)."""
     try:
         st = path.stat()
     except OSError:
-        raise CodecNotFoundError(
-            f"ntc weights not found at {path} (set {WEIGHTS_ENV} to the weights file)"
-        ) from None
+        raise CodecNotFoundError(f"ntc weights not found at {path} (set {WEIGHTS_ENV} to the weights file)") from None
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _cache:
-        import torch  # noqa: F401  (the first real use of the network)
-
         from gcx.codecs.ntc.weights import NtcWeights
 
-        _cache.clear()
         _cache[key] = NtcWeights.load(path)
     return _cache[key]
+
+
+def load_weights() -> NtcWeights:
+    """The weights the encoder uses: $GCX_WEIGHTS, else weights/ntc-v1.safetensors."""
+    return _load(weights_path())
+
+
+def weights_for(sha256: bytes) -> NtcWeights:
+    """The installed weights a file was made with, found by hash.
+
+    Exported weights files are never overwritten: a newer export gets a new name beside the older
+    ones (`ntc*.safetensors`), so files made with any committed weights keep decoding.
+    """
+    default = load_weights()
+    if default.sha256 == sha256:
+        return default
+    for path in sorted(weights_path().parent.glob("ntc*.safetensors")):
+        candidate = _load(path)
+        if candidate.sha256 == sha256:
+            return candidate
+    raise CodecNotFoundError(
+        f"this file was made with ntc weights {sha256.hex()}, which are not installed (the default "
+        f"{weights_path()} is {default.sha256.hex()}); put that weights file beside it or set {WEIGHTS_ENV}"
+    )
 
 
 @register_codec
@@ -132,12 +150,7 @@ class NtcCodec(Codec):
             )
         if not has_alpha and rest:
             raise GcxFormatError(f"unexpected chunks after {LATENT}: {[c.type for c in rest]}")
-        weights = load_weights()
-        if header.weights_hash != weights.sha256:
-            raise CodecNotFoundError(
-                f"this file was made with ntc weights {header.weights_hash.hex()}, but the installed weights "
-                f"({weights_path()}) are {weights.sha256.hex()}: decode it with the weights it was made with"
-            )
+        weights = weights_for(header.weights_hash)
         from gcx.codecs.ntc.engine import decode_rgb
 
         rgb = decode_rgb(weights, chunks[1].payload, chunks[2].payload, header.height, header.width, code)

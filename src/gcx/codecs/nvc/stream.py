@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, BinaryIO
 
-from gcx.codecs.ntc.codec import DEFAULT_QUALITY, load_weights, weights_path
+from gcx.codecs.ntc.codec import DEFAULT_QUALITY, load_weights, weights_for
 from gcx.codecs.nvc import syntax
 from gcx.codecs.nvc.codec import COND_WEIGHTS_ENV, NvcCodec, cond_weights_path
 from gcx.container import format as fmt
@@ -362,14 +362,7 @@ class VideoDecoder:
 
     def _load_weights(self):
         if self._weights is None:
-            weights = load_weights()
-            if weights.sha256 != self.file.header.weights_hash:
-                raise CodecNotFoundError(
-                    f"this file was made with ntc weights {self.file.header.weights_hash.hex()}, but the installed "
-                    f"weights ({weights_path()}) are {weights.sha256.hex()}: "
-                    "decode it with the weights it was made with"
-                )
-            self._weights = weights
+            self._weights = weights_for(self.file.header.weights_hash)
         wanted = self.file.cond_hash
         if wanted is not None and self._cond is None:
             cond = load_cond_weights()
