@@ -44,6 +44,7 @@ def _in_stripes(
     several GB in the first layers). Outside the margins the result equals the whole-image one
     up to float summation order, which only the float transforms see.
     """
+    x = x.contiguous(memory_format=torch.channels_last)  # the layout the loaded transforms use
     height = x.shape[2]
     if up < down:  # analysis: rows of pixels
         stripe, margin = STRIPE_PIXELS, MARGIN_PIXELS
