@@ -216,7 +216,7 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, result: BenchResult, summary: dict[str, Any] | None) -> None:
-    """Write every point (and the summary, when there is one) as standard JSON."""
-    document = {"format": "gcx-bench", "version": JSON_FORMAT_VERSION, **asdict(result), "summary": summary}
+def write_json(path: Path, result: Any, summary: dict[str, Any] | None, kind: str = "gcx-bench") -> None:
+    """Write every point of a result dataclass (and the summary, when there is one) as standard JSON."""
+    document = {"format": kind, "version": JSON_FORMAT_VERSION, **asdict(result), "summary": summary}
     path.write_text(json.dumps(_finite_or_none(document), indent=1) + "\n")
