@@ -109,8 +109,7 @@ def main() -> None:
         print(f"{path.name[:24]:24s} {a.shape[1]:4d}x{a.shape[0]:<4d}" + "".join(cells) + times)
     print("-" * len(head))
     print(
-        f"{'total (bytes, bpp)':24s} {'':9s}"
-        + "".join(f" {t:9d} {8 * t / pixels_total:6.3f}" for t in totals.values())
+        f"{'total (bytes, bpp)':24s} {'':9s}" + "".join(f" {t:9d} {8 * t / pixels_total:6.3f}" for t in totals.values())
     )
     vs_png = "".join(f" {100 * (t / totals['PNG'] - 1):+15.1f}%" for t in totals.values())
     print(f"{'vs PNG':24s} {'':9s}" + vs_png)

@@ -29,17 +29,13 @@ def _gradient(height: int, width: int, channels: int) -> np.ndarray:
 def _texture(height: int, width: int, channels: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width]
-    base = [
-        120 + 100 * np.sin(x / (3 + c) + y / 5) + rng.normal(0, 8, (height, width)) for c in range(channels)
-    ]
+    base = [120 + 100 * np.sin(x / (3 + c) + y / 5) + rng.normal(0, 8, (height, width)) for c in range(channels)]
     return np.clip(np.stack(base, -1), 0, 255).astype(np.uint8)
 
 
 def streams() -> dict[str, bytes]:
     """name -> .gcx bytes, for every stream this version of gcx contributes."""
-    meta = Metadata(
-        icc=b"not a real profile", text={"Title": "conformance", "Software": "gcx"}, dpi=(300.0, 300.0)
-    )
+    meta = Metadata(icc=b"not a real profile", text={"Title": "conformance", "Software": "gcx"}, dpi=(300.0, 300.0))
     with_meta = RasterImage(_texture(24, 31, 3, 3), meta)
     plain = api.encode(RasterImage(_texture(19, 23, 3, 4)))
     parsed = read_container(plain)

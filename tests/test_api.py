@@ -62,8 +62,7 @@ def test_pixel_hash_mismatch_is_refused(raw_registry):
     data = api.encode(_sample(), "raw-test", registry=raw_registry)
     parsed = read_container(data)
     tampered = [
-        Chunk("RAWP", bytes([c.payload[0] ^ 1]) + c.payload[1:]) if c.type == "RAWP" else c
-        for c in parsed.chunks[1:-1]
+        Chunk("RAWP", bytes([c.payload[0] ^ 1]) + c.payload[1:]) if c.type == "RAWP" else c for c in parsed.chunks[1:-1]
     ]
     with pytest.raises(GcxFormatError, match="do not match the stored hash"):
         api.decode(pack_container(parsed.header, tampered), registry=raw_registry)

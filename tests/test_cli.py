@@ -97,9 +97,7 @@ def test_info_human_and_json(capsys, tmp_path):
     code, out, _ = gcx(capsys, "info", tmp_path / "x.gcx", "--json")
     report = json.loads(out)
     assert code == 0
-    assert {
-        k: report[k] for k in ("codec", "codec_id", "format_version", "media", "width", "height", "frames")
-    } == {
+    assert {k: report[k] for k in ("codec", "codec_id", "format_version", "media", "width", "height", "frames")} == {
         "codec": "lossless",
         "codec_id": 1,
         "format_version": 1,
@@ -132,18 +130,12 @@ def test_codecs_lists_builtins(capsys):
 def test_console_script_and_stdio_pipes(tmp_path):
     src = _save(tmp_path / "in.png", photo_like(12, 9, 3))
     exe = [sys.executable, "-m", "gcx"]
-    encoded = subprocess.run(
-        [*exe, "encode", "-", "-o", "-"], input=src.read_bytes(), capture_output=True, check=True
-    )
-    decoded = subprocess.run(
-        [*exe, "decode", "-", "-o", "-"], input=encoded.stdout, capture_output=True, check=True
-    )
+    encoded = subprocess.run([*exe, "encode", "-", "-o", "-"], input=src.read_bytes(), capture_output=True, check=True)
+    decoded = subprocess.run([*exe, "decode", "-", "-o", "-"], input=encoded.stdout, capture_output=True, check=True)
     (tmp_path / "out.png").write_bytes(decoded.stdout)
     assert np.array_equal(_pixels(tmp_path / "out.png"), _pixels(src))
     bad = subprocess.run([*exe, "decode", "-", "-o", "-"], input=b"junk", capture_output=True)
-    assert (
-        bad.returncode == 1 and bad.stdout == b"" and bad.stderr.decode().startswith("gcx: error: not a .gcx")
-    )
+    assert bad.returncode == 1 and bad.stdout == b"" and bad.stderr.decode().startswith("gcx: error: not a .gcx")
 
 
 def test_batch_mirrors_the_tree_resumes_and_reports_failures(capsys, tmp_path):

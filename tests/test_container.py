@@ -16,9 +16,9 @@ from gcx.container import format as fmt
 from gcx.errors import GcxFormatError
 from gcx.image import RasterImage
 
-chunk_types = st.text(
-    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", min_size=4, max_size=4
-).filter(lambda t: t not in (fmt.HEADER, fmt.END))
+chunk_types = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", min_size=4, max_size=4).filter(
+    lambda t: t not in (fmt.HEADER, fmt.END)
+)
 headers = st.builds(
     Header,
     codec_id=st.integers(1, 0xFFFF),

@@ -100,9 +100,7 @@ def test_bad_crc_unknown_critical_and_unknown_codec(sample):
     data[parsed.records[1].offset + 8] ^= 0x40
     _expect_refusal(bytes(data))
     _expect_refusal(pack_container(parsed.header, [*parsed.chunks[1:-1], Chunk("QQQQ", b"")]))
-    _expect_refusal(
-        pack_container(replace(parsed.header, codec_id=4242), parsed.chunks[1:-1]), CodecNotFoundError
-    )
+    _expect_refusal(pack_container(replace(parsed.header, codec_id=4242), parsed.chunks[1:-1]), CodecNotFoundError)
 
 
 def test_dimensions_and_lengths_claiming_gigabytes(sample):

@@ -30,19 +30,24 @@ from gcx.train import ntc as train_ntc
 from tests.conftest import photo_like
 
 TINY = NtcConfig(n=8, m=8, mz=8)
+TINY_CONTEXT = NtcConfig(n=8, m=8, mz=8, context=8)
 
 
-def _tiny_weights(path: Path, seed: int) -> Path:
+def _tiny_weights(path: Path, seed: int, config: NtcConfig = TINY) -> Path:
     torch.manual_seed(seed)
-    model = NtcModel(TINY)
+    model = NtcModel(config)
+    if config.context:  # trained context nets are not zero: make this one matter
+        torch.nn.init.normal_(model.ctx[-1].weight, std=0.3)
     calib = torch.from_numpy(photo_like(64, 128, 3, seed)).permute(2, 0, 1)[None].float() / 255
     export_weights(model, calib, path)
     return path
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The committed weights if there are any, else a tiny random model exported like the real one."""
+@pytest.fixture(scope="module", params=["default", "context"])
+def weights(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed weights (else a tiny random model exported like them), and a tiny context model."""
+    if request.param == "context":
+        return _tiny_weights(tmp_path_factory.mktemp("w") / "ntc-tiny-context.safetensors", 0, TINY_CONTEXT)
     if DEFAULT_WEIGHTS.exists():
         return DEFAULT_WEIGHTS
     return _tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors", 0)
@@ -118,9 +123,7 @@ def test_training_lowers_the_loss(photos: Path, tmp_path: Path) -> None:
 def test_resumed_run_is_bit_identical(photos: Path, tmp_path: Path) -> None:
     whole = torch.load(train_ntc.train(_train_args(photos, tmp_path / "a", steps=8)), weights_only=False)
     train_ntc.train(_train_args(photos, tmp_path / "b", steps=8, stop_at=4))
-    resumed = torch.load(
-        train_ntc.train(_train_args(photos, tmp_path / "b", steps=8, resume=True)), weights_only=False
-    )
+    resumed = torch.load(train_ntc.train(_train_args(photos, tmp_path / "b", steps=8, resume=True)), weights_only=False)
     assert resumed["step"] == whole["step"] == 8
     for part in ("model", "ema"):
         for key, value in whole[part].items():
@@ -223,7 +226,7 @@ from gcx.container.reader import read_container
 torch.set_num_threads(int(sys.argv[2]))
 gcx = read_container(open(sys.argv[1], "rb").read())
 h = gcx.header
-par, hyp, lat = [c.payload for c in gcx.chunks if c.type in ("NPAR", "NHYP", "NLAT")]
+par, hyp, *lat = [c.payload for c in gcx.chunks if c.type in ("NPAR", "NHYP", "NLAT")]
 w = load_weights()
 code = int.from_bytes(par[:2], "little")
 ints = decode_latents(w, hyp, lat, h.height, h.width)
@@ -259,6 +262,35 @@ def test_decoding_is_exact_across_threads_and_cpu_capability(
     first = results[0][1].astype(int)
     for _, px in results[1:]:
         assert np.abs(px.astype(int) - first).max() <= 1
+
+
+def test_context_weights_code_two_checkerboard_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two NLAT chunks (anchors, then the rest), codec version 2, and the context net changes the stream."""
+    from gcx.codecs.ntc.weights import NtcWeights
+
+    path = _tiny_weights(tmp_path / "ntc-c.safetensors", 4, TINY_CONTEXT)
+    monkeypatch.setenv(WEIGHTS_ENV, str(path))
+    reg = CodecRegistry(group=None)
+    reg.register(NtcCodec)
+    pixels = photo_like(40, 72, 3, seed=6)
+    data = api.encode(RasterImage(pixels), "ntc", 90, registry=reg)
+    gcx = read_container(data)
+    assert gcx.header.codec_version == 2
+    assert [c.type for c in gcx.chunks if c.type in NtcCodec.chunk_types] == ["NPAR", "NHYP", "NLAT", "NLAT"]
+    out = api.decode(data, registry=reg).pixels
+    assert out.shape == pixels.shape
+    w = NtcWeights.load(path)
+    from gcx.codecs.ntc import engine
+
+    hyp = next(c.payload for c in gcx.chunks if c.type == "NHYP")
+    lats = [c.payload for c in gcx.chunks if c.type == "NLAT"]
+    z, mu, _, _ = engine.decode_latents(w, hyp, lats, 40, 72)
+    plain_mu, _ = engine.finish_params(w.hyper(z), w.config)
+    rest = ~engine._anchors(mu)
+    assert torch.equal(mu[:, :, ~rest], plain_mu[:, :, ~rest])  # anchors: hyperprior alone
+    assert not torch.equal(mu[:, :, rest], plain_mu[:, :, rest])  # the rest: refined by the context
+    with pytest.raises(GcxFormatError, match="2 NLAT"):
+        NtcCodec().decode_image(gcx.header, [c for c in gcx.chunks if c.type in NtcCodec.chunk_types][:3])
 
 
 def test_codec_module_does_not_import_torch() -> None:

@@ -213,7 +213,8 @@ def test_version_1_file_decodes_as_before(clip: Path, tmp_path: Path) -> None:
     for chunk, frame in zip(_frame_chunks(out), frames, strict=True):
         head = syntax.parse_frame_header(chunk)
         assert head.frame_type == syntax.INTRA
-        rgb = decode_rgb(load_weights(), *syntax.split_frame(chunk), 50, 70, head.quality_code)
+        hyper, latent = syntax.split_frame(chunk)
+        rgb = decode_rgb(load_weights(), hyper, [latent], 50, 70, head.quality_code)
         assert np.array_equal(rgb, frame.rgb)
 
 

@@ -25,6 +25,19 @@ EXACT_LIMIT = 2**53
 ACT_MAX = (1 << 15) - 1  # hidden activations: integers 0..32767
 
 
+def rescale(acc: torch.Tensor, shift: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Per channel: round-half-up right shift by s > 0 (exact left shift for s <= 0), then clamp.
+
+    acc: float64 exact integers (B, C, H, W); shift, lo, hi: int64 (C,).
+    """
+    s = shift.view(1, -1, 1, 1)
+    scale_right = torch.pow(2.0, torch.clamp(s, min=1).to(torch.float64))
+    rounded = torch.floor((acc + scale_right / 2) / scale_right)
+    scaled = acc * torch.pow(2.0, (-s).clamp(min=0).to(torch.float64))
+    out = torch.where(s > 0, rounded, scaled)
+    return torch.clamp(out, lo.view(1, -1, 1, 1).double(), hi.view(1, -1, 1, 1).double())
+
+
 @dataclass
 class IntLayer:
     """One quantized convolution. `weight` is int8 in torch layout (deconv: (Cin, Cout, k, k))."""
@@ -50,13 +63,7 @@ class IntLayer:
             acc = F.conv_transpose2d(a, w, b, self.stride, k // 2, output_padding=self.stride - 1)
         else:
             acc = F.conv2d(a, w, b, self.stride, k // 2)
-        s = self.shift.view(1, -1, 1, 1)
-        right = torch.clamp(s, min=1).to(torch.float64)
-        scale_right = torch.pow(2.0, right)
-        rounded = torch.floor((acc + scale_right / 2) / scale_right)
-        scaled = acc * torch.pow(2.0, (-s).clamp(min=0).to(torch.float64))
-        out = torch.where(s > 0, rounded, scaled)
-        return torch.clamp(out, self.lo.view(1, -1, 1, 1).double(), self.hi.view(1, -1, 1, 1).double())
+        return rescale(acc, self.shift, self.lo, self.hi)
 
     def max_accumulator(self, in_max: float) -> float:
         """Bound on |acc| for inputs of magnitude <= in_max."""

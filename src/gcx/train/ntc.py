@@ -56,7 +56,7 @@ def train(args: argparse.Namespace) -> Path:
         config = NtcConfig.from_dict(state["config"])
     else:
         state = None
-        config = NtcConfig(n=args.n, m=args.m, mz=args.mz)
+        config = NtcConfig(n=args.n, m=args.m, mz=args.mz, context=args.context)
     torch.manual_seed(args.seed)  # parameter init; everything later draws from `gen`
     model = NtcModel(config).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -147,9 +147,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder of training photos (python -m gcx.train.photos)")
     p.add_argument("--out", required=True, help="run folder: checkpoint and progress log")
     p.add_argument("--steps", type=int, default=200_000, help="total steps (sets the LR schedule)")
-    p.add_argument(
-        "--stop-at", type=int, default=0, help="checkpoint and stop at this step (0: run to --steps)"
-    )
+    p.add_argument("--stop-at", type=int, default=0, help="checkpoint and stop at this step (0: run to --steps)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=128)
@@ -163,6 +161,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=NtcConfig.n)
     p.add_argument("--m", type=int, default=NtcConfig.m)
     p.add_argument("--mz", type=int, default=NtcConfig.mz)
+    p.add_argument("--context", type=int, default=192, help="context-model hidden channels (0: none)")
     return p
 
 

@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gcx.codecs.ntc.codec import WEIGHTS_ENV, load_weights
+from gcx.codecs.ntc.codec import WEIGHTS_ENV
 from gcx.codecs.ntc.engine import STRIDE
 from gcx.codecs.ntc.model import gaussian_pmf
 from gcx.codecs.ntc.weights import MEAN_FRAC_BITS, Z_LIMIT, NtcWeights, hyper_outputs
 from gcx.codecs.nvc.cond import CondConfig, CondNet, export_cond, integer_inputs
+from gcx.codecs.nvc.stream import frame_weights
 from gcx.train.ntc import _save, learning_rate
 
 CHECKPOINT = "last.pt"
@@ -157,7 +158,7 @@ def train(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     if args.ntc_weights:
         os.environ[WEIGHTS_ENV] = args.ntc_weights
-    w = load_weights()
+    w = frame_weights()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT
@@ -284,7 +285,7 @@ def export(args: argparse.Namespace) -> dict:
     train_args = argparse.Namespace(**state["args"])
     if train_args.ntc_weights:
         os.environ[WEIGHTS_ENV] = train_args.ntc_weights
-    w = load_weights()
+    w = frame_weights()
     if w.sha256.hex() != state["ntc_sha256"]:
         raise SystemExit(f"checkpoint belongs to ntc weights {state['ntc_sha256']}, installed are {w.sha256.hex()}")
     sampler = PairSampler(_training_clips(train_args, w), train_args.crop // 16)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds", "palapeli-data")
+PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds", "palapeli-data", "lomiri-wallpapers-16.04")
 TARGET_SHORT_SIDE = 850
 _SIZE_NAME = re.compile(r"^(\d+)x(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
 
@@ -55,7 +55,13 @@ def _plasma_sources(root: Path) -> list[tuple[str, Path]]:
 def _sources(root: Path) -> list[tuple[str, Path]]:
     mate = sorted((root / "usr/share/backgrounds/mate/nature").glob("*.jpg"))
     palapeli = sorted((root / "usr/share/palapeli/collection").glob("*.jpg"))
-    return _plasma_sources(root) + [(f"mate_{f.stem}", f) for f in mate] + [(f"palapeli_{f.stem}", f) for f in palapeli]
+    lomiri = sorted((root / "usr/share/backgrounds").glob("*_by_*.jpg"))  # Ubuntu's photo-contest wallpapers
+    return (
+        _plasma_sources(root)
+        + [(f"mate_{f.stem}", f) for f in mate]
+        + [(f"palapeli_{f.stem}", f) for f in palapeli]
+        + [(f"lomiri_{f.stem.split('_by_')[0]}", f) for f in lomiri]
+    )
 
 
 def downscale_factor(width: int, height: int) -> int:

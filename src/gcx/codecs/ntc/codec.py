@@ -83,11 +83,9 @@ def weights_for(sha256: bytes) -> NtcWeights:
 class NtcCodec(Codec):
     id = 2
     name = "ntc"
-    version = 1
+    version = 2  # 2: one NLAT chunk per checkerboard pass (two with a context model); 1 had exactly one
     lossy = True
-    summary = (
-        "learned hyperprior codec: continuous quality 1-100, exact integer entropy model, lossless alpha"
-    )
+    summary = "learned hyperprior codec: continuous quality 1-100, exact integer entropy model, lossless alpha"
     chunk_types = frozenset({PARAMS, HYPER, LATENT, ALPHA_PARAMS, ALPHA_DATA})
     chunk_names: ClassVar[dict[str, str]] = {
         PARAMS: "parameters",
@@ -107,12 +105,12 @@ class NtcCodec(Codec):
         if not 1 <= quality <= 100:
             raise UnsupportedImageError(f"ntc quality {quality} outside 1..100")
         code = quality_code(quality)
-        hyper, latent, _ = encode_rgb(weights, colour, code)
+        hyper, latents, _ = encode_rgb(weights, colour, code)
         has_alpha = image.channels in (2, 4)
         chunks = [
             Chunk(PARAMS, _NPAR.pack(code, _FLAG_ALPHA if has_alpha else 0, 0)),
             Chunk(HYPER, hyper),
-            Chunk(LATENT, latent),
+            *(Chunk(LATENT, latent) for latent in latents),
         ]
         if has_alpha:
             from gcx.codecs.lossless.coder import encode_planes
@@ -123,37 +121,37 @@ class NtcCodec(Codec):
 
     def decode_image(self, header: Header, chunks: list[Chunk]) -> RasterImage:
         if header.bit_depth != 8:
-            raise GcxFormatError(f"ntc version 1 codes 8-bit samples, not {header.bit_depth}-bit")
+            raise GcxFormatError(f"ntc codes 8-bit samples, not {header.bit_depth}-bit")
         if len(header.weights_hash) != 32:
             raise GcxFormatError("ntc file without a 32-byte weights hash in its header")
         types = [c.type for c in chunks]
         if types[:3] != [PARAMS, HYPER, LATENT]:
-            raise GcxFormatError(
-                f"ntc payload must start with {PARAMS}, {HYPER}, {LATENT}; found {types[:3]}"
-            )
+            raise GcxFormatError(f"ntc payload must start with {PARAMS}, {HYPER}, {LATENT}; found {types[:3]}")
         if len(chunks[0].payload) != _NPAR.size:
             raise GcxFormatError(f"{PARAMS} must be {_NPAR.size} bytes", chunk=PARAMS)
         code, flags, reserved = _NPAR.unpack(chunks[0].payload)
         if flags & ~_FLAG_ALPHA or reserved:
-            raise GcxFormatError(
-                f"{PARAMS}: unknown flags {flags:#x} / reserved byte {reserved}", chunk=PARAMS
-            )
+            raise GcxFormatError(f"{PARAMS}: unknown flags {flags:#x} / reserved byte {reserved}", chunk=PARAMS)
         has_alpha = bool(flags & _FLAG_ALPHA)
         if has_alpha != (header.colour.channels in (2, 4)):
             raise GcxFormatError(f"{PARAMS}: alpha flag disagrees with the header colour model", chunk=PARAMS)
-        rest = chunks[3:]
-        if has_alpha and (
-            not rest or rest[0].type != ALPHA_PARAMS or any(c.type != ALPHA_DATA for c in rest[1:])
-        ):
-            raise GcxFormatError(
-                f"ntc alpha must be one {ALPHA_PARAMS} chunk followed by {ALPHA_DATA} chunks"
-            )
+        latents = 1 + (types[3:4] == [LATENT])
+        rest = chunks[2 + latents :]
+        if has_alpha and (not rest or rest[0].type != ALPHA_PARAMS or any(c.type != ALPHA_DATA for c in rest[1:])):
+            raise GcxFormatError(f"ntc alpha must be one {ALPHA_PARAMS} chunk followed by {ALPHA_DATA} chunks")
         if not has_alpha and rest:
             raise GcxFormatError(f"unexpected chunks after {LATENT}: {[c.type for c in rest]}")
         weights = weights_for(header.weights_hash)
+        passes = 2 if weights.context is not None else 1
+        if latents != passes or (passes == 2 and header.codec_version < 2):
+            raise GcxFormatError(
+                f"ntc version {header.codec_version} with these weights needs {passes} {LATENT} chunk(s), "
+                f"found {latents}"
+            )
         from gcx.codecs.ntc.engine import decode_rgb
 
-        rgb = decode_rgb(weights, chunks[1].payload, chunks[2].payload, header.height, header.width, code)
+        payloads = [c.payload for c in chunks[2 : 2 + latents]]
+        rgb = decode_rgb(weights, chunks[1].payload, payloads, header.height, header.width, code)
         if header.colour.channels <= 2:
             colour = np.round(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
         else:

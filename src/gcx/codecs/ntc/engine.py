@@ -1,8 +1,9 @@
 """The torch side of ntc: pixels <-> the two entropy-coded segments (imported only to encode/decode).
 
 Everything that feeds the entropy coder is integer: z is rounded once by the encoder, the
-hyper-decoder is an IntNet, and the latent symbols are s = round(y - mu) with the mean in exact
-1/64 units. Floats appear only in g_a (encoder) and g_s (after entropy decoding).
+hyper-decoder (and the checkerboard context net, for weights that have one) is an IntNet, and
+the latent symbols are s = round(y - mu) with the mean in exact 1/64 units. Floats appear only in
+g_a (encoder) and g_s (after entropy decoding).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from gcx.codecs.ntc.weights import MEAN_FRAC_BITS, Z_LIMIT, NtcWeights, hyper_outputs
+from gcx.codecs.ntc.model import anchor_mask
+from gcx.codecs.ntc.weights import MEAN_FRAC_BITS, Z_LIMIT, NtcWeights, finish_params, hyper_outputs
 from gcx.entropy.coding import Table, decode_groups, encode_groups
 
 STRIDE = 64  # total downsampling to z: images are padded (edge replication) to multiples of this
@@ -35,9 +37,7 @@ def _padded(n: int) -> int:
     return -(-n // STRIDE) * STRIDE
 
 
-def _in_stripes(
-    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, up: int, down: int
-) -> torch.Tensor:
+def _in_stripes(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, up: int, down: int) -> torch.Tensor:
     """fn over overlapping row stripes of x, scaling rows by up/down; joins the centre rows of each output.
 
     Peak memory follows the stripe, not the image (a 4000x3000 picture at once would need
@@ -96,15 +96,39 @@ def latent_groups(w: NtcWeights, s: torch.Tensor, idx: torch.Tensor) -> list[tup
     return [(w.y_tables[i], parts[i]) for i in range(w.config.scale_levels)]
 
 
+def _anchors(like: torch.Tensor) -> torch.Tensor:
+    """Boolean (H, W) checkerboard of the latent grid: True where a symbol is coded in the first pass."""
+    return anchor_mask(like.shape[2], like.shape[3])[0, 0].bool()
+
+
+def context_params(
+    w: NtcWeights, raw: torch.Tensor, s: torch.Tensor, mu: torch.Tensor, anchors: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Second-pass parameters: the hyper-decoder's raw output plus the context net on the decoded anchors."""
+    decoded = torch.where(anchors, (s << MEAN_FRAC_BITS) + mu, 0)
+    assert w.context is not None
+    return finish_params(raw + w.context(decoded), w.config)
+
+
 @torch.no_grad()
-def encode_rgb(w: NtcWeights, rgb: np.ndarray, code: int) -> tuple[bytes, bytes, float]:
-    """uint8 (H, W, 3) -> (NHYP payload, NLAT payload, estimated bits of both)."""
+def encode_rgb(w: NtcWeights, rgb: np.ndarray, code: int) -> tuple[bytes, list[bytes], float]:
+    """uint8 (H, W, 3) -> (NHYP payload, NLAT payloads (two with a context model), estimated bits)."""
     y, z = analyse(w, rgb, code)
     z_groups = hyper_groups(w, z)
-    mu, idx = hyper_outputs(w.hyper, z, w.config.m)
-    y_groups = latent_groups(w, symbols(y, mu), idx)
-    estimate = sum(t.bits(v) for t, v in z_groups + y_groups)
-    return encode_groups(z_groups), encode_groups(y_groups), estimate
+    if w.context is None:
+        mu, idx = hyper_outputs(w.hyper, z, w.config.m)
+        passes = [latent_groups(w, symbols(y, mu), idx)]
+    else:
+        raw = w.hyper(z)
+        anchors = _anchors(y)
+        mu, idx = finish_params(raw, w.config)
+        s = symbols(y, mu)
+        passes = [latent_groups(w, s[:, :, anchors], idx[:, :, anchors])]
+        mu, idx = context_params(w, raw, s, mu, anchors)
+        rest = ~anchors
+        passes.append(latent_groups(w, symbols(y, mu)[:, :, rest], idx[:, :, rest]))
+    estimate = sum(t.bits(v) for t, v in z_groups) + sum(t.bits(v) for g in passes for t, v in g)
+    return encode_groups(z_groups), [encode_groups(g) for g in passes], estimate
 
 
 def decode_hyper(w: NtcWeights, hyper: bytes, height: int, width: int) -> torch.Tensor:
@@ -116,7 +140,7 @@ def decode_hyper(w: NtcWeights, hyper: bytes, height: int, width: int) -> torch.
 
 
 def decode_symbols(w: NtcWeights, latent: bytes, idx: torch.Tensor) -> torch.Tensor:
-    """The NLAT segment -> symbols s (int64, shaped like idx), given the scale index of every latent."""
+    """One NLAT segment -> symbols s (int64, shaped like idx), given the scale index of every latent."""
     order, counts = _grouping(idx, w.config.scale_levels)
     values = decode_groups(latent, [(w.y_tables[i], counts[i]) for i in range(w.config.scale_levels)], "NLAT")
     s = torch.empty(idx.numel(), dtype=torch.int64)
@@ -126,12 +150,22 @@ def decode_symbols(w: NtcWeights, latent: bytes, idx: torch.Tensor) -> torch.Ten
 
 @torch.no_grad()
 def decode_latents(
-    w: NtcWeights, hyper: bytes, latent: bytes, height: int, width: int
+    w: NtcWeights, hyper: bytes, latents: list[bytes], height: int, width: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Entropy decoding only: (z, mean in 1/64 units, scale index, symbols s), all int64 and exact."""
     z = decode_hyper(w, hyper, height, width)
-    mu, idx = hyper_outputs(w.hyper, z, w.config.m)
-    return z, mu, idx, decode_symbols(w, latent, idx)
+    if w.context is None:
+        mu, idx = hyper_outputs(w.hyper, z, w.config.m)
+        return z, mu, idx, decode_symbols(w, latents[0], idx)
+    raw = w.hyper(z)
+    mu, idx = finish_params(raw, w.config)
+    anchors = _anchors(mu)
+    s = torch.zeros_like(mu)
+    s[:, :, anchors] = decode_symbols(w, latents[0], idx[:, :, anchors])
+    mu2, idx2 = context_params(w, raw, s, mu, anchors)
+    rest = ~anchors
+    s[:, :, rest] = decode_symbols(w, latents[1], idx2[:, :, rest])
+    return z, torch.where(anchors, mu, mu2), torch.where(anchors, idx, idx2), s
 
 
 @torch.no_grad()
@@ -144,7 +178,7 @@ def synthesize(w: NtcWeights, y_hat: torch.Tensor, height: int, width: int, code
 
 
 @torch.no_grad()
-def decode_rgb(w: NtcWeights, hyper: bytes, latent: bytes, height: int, width: int, code: int) -> np.ndarray:
+def decode_rgb(w: NtcWeights, hyper: bytes, latents: list[bytes], height: int, width: int, code: int) -> np.ndarray:
     """Inverse of encode_rgb: uint8 (height, width, 3)."""
-    _, mu, _, s = decode_latents(w, hyper, latent, height, width)
+    _, mu, _, s = decode_latents(w, hyper, latents, height, width)
     return synthesize(w, (s << MEAN_FRAC_BITS) + mu, height, width, code)

@@ -20,14 +20,15 @@ LOG2 = math.log(2.0)
 
 @dataclass(frozen=True)
 class NtcConfig:
-    n: int = 64  # channels of the transforms
-    m: int = 96  # latent channels
+    n: int = 96  # channels of the transforms
+    m: int = 128  # latent channels
     mz: int = 64  # hyper-latent channels
-    lambdas: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
+    lambdas: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932)
     scale_min: float = 0.11
     scale_max: float = 64.0
     scale_levels: int = 64
     prior_mixture: int = 3  # logistics per hyper-latent channel in the factorized prior
+    context: int = 0  # hidden channels of the checkerboard context model (0: none, the v1 weights)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,6 +37,7 @@ class NtcConfig:
     def from_dict(cls, data: dict) -> NtcConfig:
         data = dict(data)
         data["lambdas"] = tuple(data["lambdas"])
+        data.setdefault("context", 0)  # written before the context model existed
         return cls(**data)
 
     @property
@@ -80,6 +82,13 @@ class FactorizedPrior(nn.Module):
         return ((torch.sigmoid((v + 0.5 - loc) * inv_s) - torch.sigmoid((v - 0.5 - loc) * inv_s)) * w).sum(-1)
 
 
+def anchor_mask(height: int, width: int) -> torch.Tensor:
+    """1 at checkerboard anchors ((row + column) even: coded first, from the hyperprior alone), else 0."""
+    rows = torch.arange(height).view(-1, 1)
+    cols = torch.arange(width).view(1, -1)
+    return ((rows + cols) % 2 == 0).float().view(1, 1, height, width)
+
+
 def gaussian_pmf(residual: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """P(round(residual) bin) under N(0, sigma), computed on the tail-safe side."""
     r = residual.abs()
@@ -118,6 +127,12 @@ class NtcModel(nn.Module):
             nn.ReLU(inplace=True),
             _conv(m * 3 // 2, 2 * m, 3, 1),
         )
+        if config.context:
+            # checkerboard context (He et al. 2021): the decoded anchors refine the parameters of the
+            # other half; added to h_s's output, so the integer decoder sums two accumulators
+            self.ctx = nn.Sequential(
+                nn.Conv2d(m, config.context, 5, 1, 2), nn.ReLU(inplace=True), nn.Conv2d(config.context, 2 * m, 1)
+            )
         lam = torch.tensor(config.lambdas)
         log_init = 0.5 * torch.log(lam / lam[len(lam) // 2])
         self.gain = GainUnit(len(lam), m, log_init)
@@ -135,6 +150,9 @@ class NtcModel(nn.Module):
         out.weight.data.mul_(0.1)
         with torch.no_grad():  # start the scale coordinate mid-table (sigma about 2.6)
             out.bias[self.config.m :] = 0.5 * (self.config.scale_levels - 1) / 2
+        if self.config.context:  # start as the plain hyperprior
+            nn.init.zeros_(self.ctx[-1].weight)
+            nn.init.zeros_(self.ctx[-1].bias)
 
     def hyper_params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Float h_s: mean and scale-table coordinate t of y (the integer net mirrors this)."""
@@ -145,20 +163,24 @@ class NtcModel(nn.Module):
         c = self.config
         return torch.exp(math.log(c.scale_min) + t.clamp(0, c.scale_levels - 1) * c.log_scale_step)
 
-    def forward(
-        self, x: torch.Tensor, position: torch.Tensor, generator: torch.Generator | None = None
-    ) -> dict:
+    def forward(self, x: torch.Tensor, position: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         """Training pass: noise for the rate terms, straight-through rounding for what decoders see."""
         y = self.g_a(x) * self.gain.gain(position)
         z = self.h_a(y)
         z_hat = z + (torch.round(z) - z).detach()
         z_noisy = z + torch.rand(z.shape, generator=generator, dtype=z.dtype) - 0.5
         mu, t = self.hyper_params(z_hat)
+        res = y - mu
+        y_hat = res + (torch.round(res) - res).detach() + mu
+        if self.config.context:
+            anchors = anchor_mask(y.shape[2], y.shape[3]).to(y.dtype)
+            delta = self.ctx(y_hat * anchors) * (1 - anchors)
+            mu, t = mu + delta[:, : self.config.m], t + delta[:, self.config.m :]
+            res = y - mu
+            y_hat = res + (torch.round(res) - res).detach() + mu
         sigma = self.sigma(t)
         y_noisy_res = y + torch.rand(y.shape, generator=generator, dtype=y.dtype) - 0.5 - mu
         bits_y = -torch.log2(gaussian_pmf(y_noisy_res, sigma).clamp_min(1e-9)).sum()
         bits_z = -torch.log2(self.prior.pmf(z_noisy).clamp_min(1e-9)).sum()
-        res = y - mu
-        y_hat = res + (torch.round(res) - res).detach() + mu
         x_hat = self.g_s(y_hat * self.inv_gain.gain(position))
         return {"x_hat": x_hat, "bits_y": bits_y, "bits_z": bits_z}

@@ -17,17 +17,27 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gcx.codecs.ntc.model import NtcConfig, NtcModel
+from gcx.codecs.ntc.model import NtcConfig, NtcModel, anchor_mask
 from gcx.entropy.coding import Table
 from gcx.entropy.tables import gaussian_tables, scale_table, trimmed_table
-from gcx.nn.intnet import IntLayer, IntNet, quantize_chain
+from gcx.nn.intnet import IntLayer, IntNet, quantize_chain, rescale
 
 FORMAT = "gcx-ntc-weights"
 MEAN_FRAC_BITS = 6  # means are integers in units of 1/64
 MEAN_LIMIT = 1 << 21  # |mean| <= 32768 latent units
 Z_LIMIT = 1 << 15  # hyper-decoder input clamp
 Z_SUPPORT = 512  # z table search range -512..512 before trimming
+RAW_FRAC_BITS = 24  # context weights: both integer nets end in parameters in units of 2^-24 ...
+RAW_LIMIT = 1 << 50  # ... clamped to +-2^50, so their sum stays exact in float64
+CTX_IN_LIMIT = 1 << 21  # context-net input (decoded anchor latents, 1/64 units) clamp
 _FLOAT_PREFIXES = ("g_a.", "g_s.", "h_a.", "gain.", "inv_gain.")
+
+
+def _int_layers(t: dict[str, torch.Tensor], prefix: str, specs: list[dict]) -> list[IntLayer]:
+    names = ("weight", "bias", "shift", "lo", "hi")
+    return [
+        IntLayer(s["transposed"], s["stride"], *(t[f"{prefix}.{i}.{n}"] for n in names)) for i, s in enumerate(specs)
+    ]
 
 
 @dataclass
@@ -40,6 +50,7 @@ class NtcWeights:
     z_tables: list[Table]
     y_tables: list[Table]
     sha256: bytes
+    context: IntNet | None = None  # checkerboard context net (weights with config.context > 0)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NtcWeights:
@@ -51,7 +62,6 @@ class NtcWeights:
         if meta.get("format") != FORMAT:
             raise ValueError(f"{path}: not an ntc weights file")
         config = NtcConfig.from_dict(meta["config"])
-        specs = meta["hyper_decoder"]
         t = load_file(str(path))
         model = NtcModel(config)
         missing, unexpected = model.load_state_dict(
@@ -60,27 +70,34 @@ class NtcWeights:
         if unexpected or any(k.startswith(_FLOAT_PREFIXES) for k in missing):
             raise ValueError(f"{path}: float tensors do not match the configuration")
         model.eval().to(memory_format=torch.channels_last)  # about 1.5x faster convolutions on CPU
-        layers = [
-            IntLayer(
-                s["transposed"],
-                s["stride"],
-                t[f"hs.{i}.weight"],
-                t[f"hs.{i}.bias"],
-                t[f"hs.{i}.shift"],
-                t[f"hs.{i}.lo"],
-                t[f"hs.{i}.hi"],
-            )
-            for i, s in enumerate(specs)
-        ]
-        hyper = IntNet(layers, -Z_LIMIT, Z_LIMIT - 1)
+        hyper = IntNet(_int_layers(t, "hs", meta["hyper_decoder"]), -Z_LIMIT, Z_LIMIT - 1)
         hyper.check_bounds()
+        context = None
+        if config.context:
+            context = IntNet(_int_layers(t, "cx", meta["context_decoder"]), -CTX_IN_LIMIT, CTX_IN_LIMIT)
+            context.check_bounds()
+            if context.layers[0].weight.shape[1] != config.m or context.layers[-1].out_channels != 2 * config.m:
+                raise ValueError(f"{path}: context layer shapes do not match the configuration")
+        if hyper.layers[-1].out_channels != 2 * config.m:
+            raise ValueError(f"{path}: hyper-decoder output does not match the configuration")
         zf, zlo, zlen = t["z.freq"].numpy(), t["z.lo"].numpy(), t["z.len"].numpy()
         z_tables = [Table(zf[c, : zlen[c]].astype(np.int64), int(zlo[c])) for c in range(config.mz)]
         yf, yr = t["y.freq"].numpy(), t["y.radius"].numpy()
-        y_tables = [
-            Table(yf[i, : 2 * yr[i] + 2].astype(np.int64), -int(yr[i])) for i in range(config.scale_levels)
-        ]
-        return cls(config, model, hyper, z_tables, y_tables, hashlib.sha256(raw).digest())
+        y_tables = [Table(yf[i, : 2 * yr[i] + 2].astype(np.int64), -int(yr[i])) for i in range(config.scale_levels)]
+        return cls(config, model, hyper, z_tables, y_tables, hashlib.sha256(raw).digest(), context)
+
+
+def _param_bounds(c: NtcConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Output units (fraction bits) and clamps of the entropy parameters: mean in 1/64, scale index."""
+    frac = torch.cat([torch.full((c.m,), MEAN_FRAC_BITS), torch.zeros(c.m, dtype=torch.long)])
+    lo = torch.cat([torch.full((c.m,), -MEAN_LIMIT), torch.zeros(c.m, dtype=torch.long)])
+    hi = torch.cat([torch.full((c.m,), MEAN_LIMIT), torch.full((c.m,), c.scale_levels - 1)])
+    return frac, lo, hi
+
+
+def _raw_out(c: NtcConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Context weights: last layers emit the parameters in 2^-24 units, to be summed before rounding."""
+    return torch.full((2 * c.m,), RAW_FRAC_BITS), torch.full((2 * c.m,), -RAW_LIMIT), torch.full((2 * c.m,), RAW_LIMIT)
 
 
 @torch.no_grad()
@@ -88,16 +105,36 @@ def quantize_hyper(model: NtcModel, z_calib: torch.Tensor) -> tuple[IntNet, list
     """Post-training quantization of h_s, activation ranges from calibration hyper-latents."""
     c = model.config
     convs = [m for m in model.h_s if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
-    out_frac = torch.cat([torch.full((c.m,), MEAN_FRAC_BITS), torch.zeros(c.m, dtype=torch.long)])
-    lo = torch.cat([torch.full((c.m,), -MEAN_LIMIT), torch.zeros(c.m, dtype=torch.long)])
-    hi = torch.cat([torch.full((c.m,), MEAN_LIMIT), torch.full((c.m,), c.scale_levels - 1)])
-    return quantize_chain(convs, torch.round(z_calib), 0, (-Z_LIMIT, Z_LIMIT - 1), out_frac, lo, hi)
+    out = _raw_out(c) if c.context else _param_bounds(c)
+    return quantize_chain(convs, torch.round(z_calib), 0, (-Z_LIMIT, Z_LIMIT - 1), *out)
+
+
+@torch.no_grad()
+def quantize_context(model: NtcModel, anchors_calib: torch.Tensor) -> tuple[IntNet, list[dict]]:
+    """Post-training quantization of the context net; input: decoded anchor latents (latent units, 0 elsewhere)."""
+    convs = [m for m in model.ctx if isinstance(m, nn.Conv2d)]
+    limit = CTX_IN_LIMIT
+    return quantize_chain(convs, anchors_calib, MEAN_FRAC_BITS, (-limit, limit), *_raw_out(model.config))
 
 
 def hyper_outputs(net: IntNet, z: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean in 1/64 units, scale index), both int64, from integer hyper-latents."""
+    """Weights without context: (mean in 1/64 units, scale index), both int64, from integer hyper-latents."""
     out = net(z).to(torch.int64)
     return out[:, :m], out[:, m:]
+
+
+def finish_params(raw: torch.Tensor, c: NtcConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights with context: the summed 2^-24-unit parameters -> (mean in 1/64 units, scale index), int64."""
+    frac, lo, hi = _param_bounds(c)
+    out = rescale(raw, RAW_FRAC_BITS - frac, lo, hi).to(torch.int64)
+    return out[:, : c.m], out[:, c.m :]
+
+
+def _store_int(tensors: dict[str, torch.Tensor], prefix: str, net: IntNet) -> None:
+    for i, layer in enumerate(net.layers):
+        tensors[f"{prefix}.{i}.weight"] = layer.weight.contiguous()
+        for name in ("bias", "shift", "lo", "hi"):
+            tensors[f"{prefix}.{i}.{name}"] = getattr(layer, name).to(torch.int64).contiguous()
 
 
 @torch.no_grad()
@@ -111,28 +148,36 @@ def export_weights(
     """
     model = model.eval().float()
     c = model.config
-    zs = []
+    zs, anchors = [], []
     for level in range(len(c.lambdas)):
         y = model.g_a(calib) * model.gain.gain(float(level))
-        zs.append(torch.round(model.h_a(y)))
+        z = torch.round(model.h_a(y))
+        zs.append(z)
+        if c.context:
+            mu, _ = model.hyper_params(z)
+            anchors.append((torch.round(y - mu) + mu) * anchor_mask(y.shape[2], y.shape[3]))
     z = torch.cat(zs)
     net, specs = quantize_hyper(model, z)
     mu_f, t_f = model.hyper_params(z)
-    mu_q, idx_q = hyper_outputs(net, z.long(), c.m)
+    if c.context:
+        ctx_net, ctx_specs = quantize_context(model, torch.cat(anchors))
+        a = torch.cat(anchors)
+        delta = model.ctx(a) * (1 - anchor_mask(a.shape[2], a.shape[3]))
+        mu_f, t_f = mu_f + delta[:, : c.m], t_f + delta[:, c.m :]
+        mu_q, idx_q = finish_params(net(z.long()) + ctx_net(torch.round(a * (1 << MEAN_FRAC_BITS))), c)
+    else:
+        mu_q, idx_q = hyper_outputs(net, z.long(), c.m)
     idx_f = t_f.clamp(0, c.scale_levels - 1).round()
     report = {
         "mean_abs_error": float((mu_q.double() / (1 << MEAN_FRAC_BITS) - mu_f.double()).abs().mean()),
         "index_mismatch": float((idx_q.double() != idx_f.double()).double().mean()),
     }
     tensors: dict[str, torch.Tensor] = {
-        k: v.detach().float().contiguous()
-        for k, v in model.state_dict().items()
-        if k.startswith(_FLOAT_PREFIXES)
+        k: v.detach().float().contiguous() for k, v in model.state_dict().items() if k.startswith(_FLOAT_PREFIXES)
     }
-    for i, layer in enumerate(net.layers):
-        tensors[f"hs.{i}.weight"] = layer.weight.contiguous()
-        for name in ("bias", "shift", "lo", "hi"):
-            tensors[f"hs.{i}.{name}"] = getattr(layer, name).to(torch.int64).contiguous()
+    _store_int(tensors, "hs", net)
+    if c.context:
+        _store_int(tensors, "cx", ctx_net)
     values = torch.arange(-Z_SUPPORT, Z_SUPPORT + 1)
     z_rows, z_lo = [], []
     for ch in range(c.mz):
@@ -157,6 +202,7 @@ def export_weights(
         "version": 1,
         "config": c.to_dict(),
         "hyper_decoder": specs,
+        **({"context_decoder": ctx_specs} if c.context else {}),
         "mean_frac_bits": MEAN_FRAC_BITS,
         **(info or {}),
     }

@@ -72,6 +72,19 @@ def load_cond_weights() -> CondWeights | None:
     return _cond_cache[key]
 
 
+# nvc codes a frame's latents in one pass, so its frames need ntc weights without a context model:
+# the default ones when they have none, else these (ntc-v1), until nvc is retrained on newer ones.
+ONE_PASS_WEIGHTS_SHA256 = "2ad8389990964bd8cc440bce2757c72466916dffae78e131661e8d053d153773"
+
+
+def frame_weights() -> NtcWeights:
+    """The ntc weights the encoder codes frames with."""
+    weights = load_weights()
+    if weights.context is None:
+        return weights
+    return weights_for(bytes.fromhex(ONE_PASS_WEIGHTS_SHA256))
+
+
 def _encoder_cond(weights: NtcWeights) -> CondWeights | None:
     """The conditional model if it is usable with these ntc weights; otherwise warn (one line) and go all-intra."""
     cond = load_cond_weights()
@@ -136,7 +149,7 @@ def encode_video(
 
     if gop < 1:
         raise GcxError(f"GOP length {gop} must be at least 1")
-    weights = load_weights()
+    weights = frame_weights()
     cond = _encoder_cond(weights) if predicted and gop > 1 else None
     version = 2 if cond is not None else 1
     rate = info.frame_rate
@@ -363,6 +376,8 @@ class VideoDecoder:
     def _load_weights(self):
         if self._weights is None:
             self._weights = weights_for(self.file.header.weights_hash)
+            if self._weights.context is not None:
+                raise GcxFormatError("nvc frames must be coded with ntc weights without a context model")
         wanted = self.file.cond_hash
         if wanted is not None and self._cond is None:
             cond = load_cond_weights()
