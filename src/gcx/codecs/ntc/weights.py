@@ -20,7 +20,7 @@ from torch import nn
 from gcx.codecs.ntc.model import NtcConfig, NtcModel, anchor_mask
 from gcx.entropy.coding import Table
 from gcx.entropy.tables import gaussian_tables, scale_table, trimmed_table
-from gcx.nn.intnet import IntLayer, IntNet, quantize_chain, rescale
+from gcx.nn.intnet import IntNet, int_layers, int_tensors, quantize_chain, rescale
 
 FORMAT = "gcx-ntc-weights"
 MEAN_FRAC_BITS = 6  # means are integers in units of 1/64
@@ -31,13 +31,6 @@ RAW_FRAC_BITS = 24  # context weights: both integer nets end in parameters in un
 RAW_LIMIT = 1 << 50  # ... clamped to +-2^50, so their sum stays exact in float64
 CTX_IN_LIMIT = 1 << 21  # context-net input (decoded anchor latents, 1/64 units) clamp
 _FLOAT_PREFIXES = ("g_a.", "g_s.", "h_a.", "gain.", "inv_gain.")
-
-
-def _int_layers(t: dict[str, torch.Tensor], prefix: str, specs: list[dict]) -> list[IntLayer]:
-    names = ("weight", "bias", "shift", "lo", "hi")
-    return [
-        IntLayer(s["transposed"], s["stride"], *(t[f"{prefix}.{i}.{n}"] for n in names)) for i, s in enumerate(specs)
-    ]
 
 
 @dataclass
@@ -70,11 +63,11 @@ class NtcWeights:
         if unexpected or any(k.startswith(_FLOAT_PREFIXES) for k in missing):
             raise ValueError(f"{path}: float tensors do not match the configuration")
         model.eval().to(memory_format=torch.channels_last)  # about 1.5x faster convolutions on CPU
-        hyper = IntNet(_int_layers(t, "hs", meta["hyper_decoder"]), -Z_LIMIT, Z_LIMIT - 1)
+        hyper = IntNet(int_layers(t, "hs", meta["hyper_decoder"]), -Z_LIMIT, Z_LIMIT - 1)
         hyper.check_bounds()
         context = None
         if config.context:
-            context = IntNet(_int_layers(t, "cx", meta["context_decoder"]), -CTX_IN_LIMIT, CTX_IN_LIMIT)
+            context = IntNet(int_layers(t, "cx", meta["context_decoder"]), -CTX_IN_LIMIT, CTX_IN_LIMIT)
             context.check_bounds()
             if context.layers[0].weight.shape[1] != config.m or context.layers[-1].out_channels != 2 * config.m:
                 raise ValueError(f"{path}: context layer shapes do not match the configuration")
@@ -130,13 +123,6 @@ def finish_params(raw: torch.Tensor, c: NtcConfig) -> tuple[torch.Tensor, torch.
     return out[:, : c.m], out[:, c.m :]
 
 
-def _store_int(tensors: dict[str, torch.Tensor], prefix: str, net: IntNet) -> None:
-    for i, layer in enumerate(net.layers):
-        tensors[f"{prefix}.{i}.weight"] = layer.weight.contiguous()
-        for name in ("bias", "shift", "lo", "hi"):
-            tensors[f"{prefix}.{i}.{name}"] = getattr(layer, name).to(torch.int64).contiguous()
-
-
 @torch.no_grad()
 def export_weights(
     model: NtcModel, calib: torch.Tensor, path: str | os.PathLike[str], info: dict | None = None
@@ -175,9 +161,9 @@ def export_weights(
     tensors: dict[str, torch.Tensor] = {
         k: v.detach().float().contiguous() for k, v in model.state_dict().items() if k.startswith(_FLOAT_PREFIXES)
     }
-    _store_int(tensors, "hs", net)
+    tensors.update(int_tensors("hs", net))
     if c.context:
-        _store_int(tensors, "cx", ctx_net)
+        tensors.update(int_tensors("cx", ctx_net))
     values = torch.arange(-Z_SUPPORT, Z_SUPPORT + 1)
     z_rows, z_lo = [], []
     for ch in range(c.mz):

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from gcx.codecs.ntc.weights import MEAN_FRAC_BITS, MEAN_LIMIT
-from gcx.nn.intnet import IntLayer, IntNet, quantize_chain
+from gcx.nn.intnet import IntNet, int_layers, int_tensors, quantize_chain
 
 FORMAT = "gcx-nvc-cond-weights"
 IN_LIMIT = 1 << 21  # every input plane is clamped to +-2^21 (1/64 units: +-32768 latent units)
@@ -84,19 +84,7 @@ class CondWeights:
             raise ValueError(f"{path}: not an nvc conditional weights file")
         config = CondConfig(**meta["config"])
         t = load_file(str(path))
-        layers = [
-            IntLayer(
-                s["transposed"],
-                s["stride"],
-                t[f"c.{i}.weight"],
-                t[f"c.{i}.bias"],
-                t[f"c.{i}.shift"],
-                t[f"c.{i}.lo"],
-                t[f"c.{i}.hi"],
-            )
-            for i, s in enumerate(meta["layers"])
-        ]
-        net = IntNet(layers, -IN_LIMIT, IN_LIMIT)
+        net = IntNet(int_layers(t, "c", meta["layers"]), -IN_LIMIT, IN_LIMIT)
         net.check_bounds()
         if net.layers[-1].out_channels != 2 * config.m or net.layers[0].weight.shape[1] != 3 * config.m:
             raise ValueError(f"{path}: layer shapes do not match the configuration")
@@ -142,11 +130,7 @@ def export_cond(
         "mean_abs_error": float((mean_q.double() / (1 << MEAN_FRAC_BITS) - mean_f.double()).abs().mean()),
         "index_mismatch": float((index_q != t_f.clamp(0, c.scale_levels - 1).round().long()).double().mean()),
     }
-    tensors: dict[str, torch.Tensor] = {}
-    for i, layer in enumerate(net.layers):
-        tensors[f"c.{i}.weight"] = layer.weight.contiguous()
-        for name in ("bias", "shift", "lo", "hi"):
-            tensors[f"c.{i}.{name}"] = getattr(layer, name).to(torch.int64).contiguous()
+    tensors = int_tensors("c", net)
     meta = {
         "format": FORMAT,
         "version": 1,
