@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -48,3 +53,24 @@ def photo_like(height: int, width: int, channels: int, seed: int = 0) -> np.ndar
         base = 128 + 90 * np.sin(x / (7 + 3 * c) + y / 11) * np.cos(y / (13 + c))
         planes.append(base + rng.normal(0, 6, (height, width)))
     return np.clip(np.stack(planes, -1), 0, 255).astype(np.uint8)
+
+
+MACHINES = ((None, 1), (None, 2), ("default", 2))  # (ATEN_CPU_CAPABILITY, torch threads) a decoder must agree over
+
+
+def run_on_machines(script: str, args: list[str], env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """Run `python -c script THREADS *args` once per entry of MACHINES; yields (run label, last stdout line).
+
+    `{label}` in an argument is replaced by the run's label (for per-run output files).
+
+    Thread count and instruction set change float summation order: anything feeding the entropy
+    coder must come out identical under all of them.
+    """
+    for capability, threads in MACHINES:
+        label = f"{capability}-{threads}"
+        run_env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"} | env
+        if capability:
+            run_env["ATEN_CPU_CAPABILITY"] = capability
+        command = [sys.executable, "-c", script, str(threads), *(a.format(label=label) for a in args)]
+        proc = subprocess.run(command, env=run_env, capture_output=True, text=True, check=True)
+        yield label, proc.stdout.strip().splitlines()[-1]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ from gcx.image import RasterImage
 from gcx.registry import CodecRegistry
 from gcx.train import ntc as train_ntc
 from gcx.train.loop import PROGRESS
-from tests.conftest import photo_like
+from tests.conftest import photo_like, run_on_machines
 
 TINY = NtcConfig(n=8, m=8, mz=8)
 TINY_CONTEXT = NtcConfig(n=8, m=8, mz=8, context=8)
@@ -224,8 +223,8 @@ from gcx.codecs.ntc.codec import load_weights
 from gcx.codecs.ntc.engine import decode_latents, decode_rgb
 from gcx.container.chunk import Chunk
 from gcx.container.reader import read_container
-torch.set_num_threads(int(sys.argv[2]))
-gcx = read_container(open(sys.argv[1], "rb").read())
+torch.set_num_threads(int(sys.argv[1]))
+gcx = read_container(open(sys.argv[2], "rb").read())
 h = gcx.header
 par, hyp, *lat = [c.payload for c in gcx.chunks if c.type in ("NPAR", "NHYP", "NLAT")]
 w = load_weights()
@@ -243,21 +242,9 @@ def test_decoding_is_exact_across_threads_and_cpu_capability(
     pixels = photo_like(72, 136, 3, seed=3)
     path = tmp_path / "x.gcx"
     path.write_bytes(api.encode(RasterImage(pixels), "ntc", 70, registry=registry))
-    results = []
-    for capability, threads in ((None, 1), (None, 2), ("default", 2)):
-        env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
-        env[WEIGHTS_ENV] = str(weights)
-        if capability:
-            env["ATEN_CPU_CAPABILITY"] = capability
-        out = tmp_path / f"{capability}-{threads}.npy"
-        proc = subprocess.run(
-            [sys.executable, "-c", _DECODE_SCRIPT, str(path), str(threads), str(out)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        results.append((json.loads(proc.stdout.strip().splitlines()[-1]), np.load(out)))
+    out = str(tmp_path / "pixels-{label}.npy")
+    runs = run_on_machines(_DECODE_SCRIPT, [str(path), out], {WEIGHTS_ENV: str(weights)})
+    results = [(json.loads(line), np.load(out.format(label=label))) for label, line in runs]
     symbols = {r[0] for r in results}
     assert len(symbols) == 1, "entropy-decoding inputs differ between runs"
     first = results[0][1].astype(int)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from matplotlib.figure import Figure
 
@@ -14,6 +15,7 @@ from gcx.bench.bdrate import bd_rate
 from gcx.bench.runner import BenchResult, Point
 
 LOSSLESS_REFERENCES = ("png", "webp-lossless")
+P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -103,17 +105,29 @@ def _bd_summary(anchor: Sequence[Point], test: Sequence[Point], images: Sequence
     )
 
 
+def complete_by_codec(
+    points: Sequence[P], item: Callable[[P], str], names: Sequence[str], expected: int
+) -> tuple[list[str], dict[str, list[P]]]:
+    """The items (images, clips) with all `expected` points, in `names` order, and their points by codec.
+
+    A run cut short must not compare codecs on different items, so incomplete items are left out.
+    """
+    by_item: dict[str, list[P]] = defaultdict(list)
+    for p in points:
+        by_item[item(p)].append(p)
+    complete = [name for name in names if len(by_item[name]) == expected]
+    by_codec: dict[str, list[P]] = defaultdict(list)
+    for name in complete:
+        for p in by_item[name]:
+            by_codec[p.codec].append(p)
+    return complete, by_codec
+
+
 def summarize(result: BenchResult) -> Summary:
     """Summary over the images on which every selected codec finished (all, unless the run was cut short)."""
     expected = sum(len(result.qualities) if c.lossy else 1 for c in result.codecs)
-    by_image: dict[str, list[Point]] = defaultdict(list)
-    for p in result.points:
-        by_image[p.image].append(p)
-    images = [e.name for e in result.images if len(by_image[e.name]) == expected]
-    by_codec: dict[str, list[Point]] = defaultdict(list)
-    for name in images:
-        for p in by_image[name]:
-            by_codec[p.codec].append(p)
+    names = [e.name for e in result.images]
+    images, by_codec = complete_by_codec(result.points, lambda p: p.image, names, expected)
     anchor = by_codec[result.anchor]
     codecs = []
     for codec in result.codecs:
@@ -133,7 +147,8 @@ def summarize(result: BenchResult) -> Summary:
                 bd_msssim=_bd_summary(anchor, mine, images, "msssim_db") if codec.lossy else None,
             )
         )
-    reduced = [name for name in images if any(p.msssim_scales < 5 for p in by_image[name])]
+    small = {p.image for p in result.points if p.msssim_scales < 5}
+    reduced = [name for name in images if name in small]
     return Summary(result.anchor, images, codecs, reduced)
 
 

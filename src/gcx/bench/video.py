@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from gcx.bench import metrics
-from gcx.bench.report import BdRate, _bd, _pct, _table
+from gcx.bench.report import BdRate, _bd, _pct, _table, complete_by_codec
 from gcx.errors import CodecNotFoundError, GcxError
 from gcx.video.io import _ACCURATE, Frame, VideoInfo, VideoSource
 from gcx.video.paths import VIDEO_SUFFIXES
@@ -413,14 +413,8 @@ def _average(points: Sequence[VideoPoint]) -> dict[str, list[float]]:
 def summarize_video(result: VideoBenchResult) -> VideoSummary:
     """Summary over the clips on which every codec finished every setting."""
     expected = sum(len(result.crfs if c.knob == "crf" else result.qualities) for c in result.codecs)
-    by_clip: dict[str, list[VideoPoint]] = defaultdict(list)
-    for p in result.points:
-        by_clip[p.clip].append(p)
-    clips = [c.name for c in result.clips if len(by_clip[c.name]) == expected]
-    by_codec: dict[str, list[VideoPoint]] = defaultdict(list)
-    for name in clips:
-        for p in by_clip[name]:
-            by_codec[p.codec].append(p)
+    names = [c.name for c in result.clips]
+    clips, by_codec = complete_by_codec(result.points, lambda p: p.clip, names, expected)
     anchor = by_codec[result.anchor]
     summaries = []
     for codec in result.codecs:
