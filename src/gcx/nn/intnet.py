@@ -1,6 +1,7 @@
 """Integer networks whose outputs are bit-exact on every machine (the hyper-decoder of ntc).
 
-Weights are int8 with a power-of-two scale per output channel, activations are integers, and the
+Weights are int8 or int16 (exports since weights version 2 use 12-bit values: int8 cost P-frames
+about 3% of their rate) with a power-of-two scale per output channel, activations are integers, and the
 convolutions run in float64 on integer values: every product and partial sum is an integer of
 magnitude below 2^53, so the result is exact whatever the summation order, thread count or
 instruction set (the JPEG AI idea). One layer computes
@@ -22,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 EXACT_LIMIT = 2**53
+WEIGHT_BITS = 12  # what export uses: the float network's rate to 0.1%, far inside the 2^53 bound
+WEIGHT_DTYPES = (torch.int8, torch.int16)
 ACT_MAX = (1 << 15) - 1  # hidden activations: integers 0..32767
 
 
@@ -40,11 +43,11 @@ def rescale(acc: torch.Tensor, shift: torch.Tensor, lo: torch.Tensor, hi: torch.
 
 @dataclass
 class IntLayer:
-    """One quantized convolution. `weight` is int8 in torch layout (deconv: (Cin, Cout, k, k))."""
+    """One quantized convolution. `weight` is int8 or int16 in torch layout (deconv: (Cin, Cout, k, k))."""
 
     transposed: bool
     stride: int
-    weight: torch.Tensor  # int8
+    weight: torch.Tensor  # int8 or int16
     bias: torch.Tensor  # int64, in accumulator units
     shift: torch.Tensor  # int64 per output channel
     lo: torch.Tensor  # int64 per output channel
@@ -113,13 +116,17 @@ def int_tensors(prefix: str, net: IntNet) -> dict[str, torch.Tensor]:
 
 def int_layers(tensors: dict[str, torch.Tensor], prefix: str, specs: list[dict]) -> list[IntLayer]:
     """The layers `int_tensors` stored, given their specs (transposed, stride) from the file's metadata."""
-    return [
+    layers = [
         IntLayer(s["transposed"], s["stride"], *(tensors[f"{prefix}.{i}.{n}"] for n in _TENSORS))
         for i, s in enumerate(specs)
     ]
+    for i, layer in enumerate(layers):
+        if layer.weight.dtype not in WEIGHT_DTYPES:
+            raise ValueError(f"{prefix}.{i}.weight is {layer.weight.dtype}, not int8 or int16")
+    return layers
 
 
-def quantize_weight(w: torch.Tensor, transposed: bool, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_weight(w: torch.Tensor, transposed: bool, bits: int = WEIGHT_BITS) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-output-channel power-of-two quantization: returns (int weight, fraction bits per channel)."""
     qmax = (1 << (bits - 1)) - 1
     dims = (0, 2, 3) if transposed else (1, 2, 3)
@@ -127,7 +134,7 @@ def quantize_weight(w: torch.Tensor, transposed: bool, bits: int = 8) -> tuple[t
     frac = torch.floor(torch.log2(qmax / amax)).long().clamp(-8, 30)
     shape = (1, -1, 1, 1) if transposed else (-1, 1, 1, 1)
     wq = torch.round(w.detach().double() * torch.pow(2.0, frac.double()).view(shape)).clamp(-qmax, qmax)
-    return wq.to(torch.int8), frac
+    return wq.to(torch.int8 if bits <= 8 else torch.int16), frac
 
 
 def _float_layer(conv: nn.Module, a: torch.Tensor) -> torch.Tensor:

@@ -163,7 +163,9 @@ def train(args: argparse.Namespace) -> Path:
         if bytes.fromhex(state["ntc_sha256"]) != w.sha256:
             raise SystemExit(f"{args.out} was trained on ntc weights {state['ntc_sha256']}, not {w.sha256.hex()}")
     else:
-        config = CondConfig(m=w.config.m, hidden=args.hidden, layers=args.layers, scale_levels=w.config.scale_levels)
+        config = CondConfig(
+            m=w.config.m, hidden=args.hidden, layers=args.layers, kernel=args.kernel, scale_levels=w.config.scale_levels
+        )
     sampler = PairSampler(_training_clips(args, w), args.crop // 16)
     torch.manual_seed(args.seed)
     model = CondNet(config)
@@ -206,6 +208,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, default=256, help="crop side in pixels (a multiple of 64)")
     p.add_argument("--hidden", type=int, default=CondConfig.hidden)
     p.add_argument("--layers", type=int, default=CondConfig.layers)
+    p.add_argument("--kernel", type=int, default=CondConfig.kernel, help="odd convolution size")
     return p
 
 

@@ -23,6 +23,7 @@ from gcx.entropy.tables import gaussian_tables, scale_table, trimmed_table
 from gcx.nn.intnet import IntNet, int_layers, int_tensors, quantize_chain, rescale
 
 FORMAT = "gcx-ntc-weights"
+WEIGHTS_VERSION = 2  # 2: integer-network weights may be int16 (1: int8 only); readers take both
 MEAN_FRAC_BITS = 6  # means are integers in units of 1/64
 MEAN_LIMIT = 1 << 21  # |mean| <= 32768 latent units
 Z_LIMIT = 1 << 15  # hyper-decoder input clamp
@@ -54,6 +55,8 @@ class NtcWeights:
             meta = json.loads((f.metadata() or {}).get("gcx", "{}"))
         if meta.get("format") != FORMAT:
             raise ValueError(f"{path}: not an ntc weights file")
+        if meta.get("version", 1) > WEIGHTS_VERSION:
+            raise ValueError(f"{path}: ntc weights version {meta['version']} needs a newer gcx")
         config = NtcConfig.from_dict(meta["config"])
         t = load_file(str(path))
         model = NtcModel(config)
@@ -150,7 +153,8 @@ def export_weights(
         a = torch.cat(anchors)
         delta = model.ctx(a) * (1 - anchor_mask(a.shape[2], a.shape[3]))
         mu_f, t_f = mu_f + delta[:, : c.m], t_f + delta[:, c.m :]
-        mu_q, idx_q = finish_params(net(z.long()) + ctx_net(torch.round(a * (1 << MEAN_FRAC_BITS))), c)
+        refine = ctx_net(torch.round(a * (1 << MEAN_FRAC_BITS))) * (1 - anchor_mask(a.shape[2], a.shape[3]))
+        mu_q, idx_q = finish_params(net(z.long()) + refine, c)  # anchors keep the hyper-decoder's parameters
     else:
         mu_q, idx_q = hyper_outputs(net, z.long(), c.m)
     idx_f = t_f.clamp(0, c.scale_levels - 1).round()
@@ -185,7 +189,7 @@ def export_weights(
     # one metadata key: safetensors writes several in random order, and the file hash must be reproducible
     meta = {
         "format": FORMAT,
-        "version": 1,
+        "version": WEIGHTS_VERSION,
         "config": c.to_dict(),
         "hyper_decoder": specs,
         **({"context_decoder": ctx_specs} if c.context else {}),

@@ -24,6 +24,7 @@ from gcx.codecs.ntc.weights import MEAN_FRAC_BITS, MEAN_LIMIT
 from gcx.nn.intnet import IntNet, int_layers, int_tensors, quantize_chain
 
 FORMAT = "gcx-nvc-cond-weights"
+WEIGHTS_VERSION = 2  # 2: weights may be int16 (1: int8 only); readers take both
 IN_LIMIT = 1 << 21  # every input plane is clamped to +-2^21 (1/64 units: +-32768 latent units)
 
 
@@ -82,6 +83,8 @@ class CondWeights:
             meta = json.loads((f.metadata() or {}).get("gcx", "{}"))
         if meta.get("format") != FORMAT:
             raise ValueError(f"{path}: not an nvc conditional weights file")
+        if meta.get("version", 1) > WEIGHTS_VERSION:
+            raise ValueError(f"{path}: nvc conditional weights version {meta['version']} needs a newer gcx")
         config = CondConfig(**meta["config"])
         t = load_file(str(path))
         net = IntNet(int_layers(t, "c", meta["layers"]), -IN_LIMIT, IN_LIMIT)
@@ -133,7 +136,7 @@ def export_cond(
     tensors = int_tensors("c", net)
     meta = {
         "format": FORMAT,
-        "version": 1,
+        "version": WEIGHTS_VERSION,
         "config": c.to_dict(),
         "layers": specs,
         "ntc_sha256": ntc_sha256.hex(),

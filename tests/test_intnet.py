@@ -1,0 +1,91 @@
+"""Integer networks (gcx.nn.intnet): quantization follows the float network, stored weights are checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from gcx.codecs.ntc.weights import NtcWeights
+from gcx.nn.intnet import EXACT_LIMIT, WEIGHT_BITS, IntLayer, IntNet, int_layers, int_tensors, quantize_chain
+from tests.test_ntc import _tiny_weights
+
+
+def _float_chain(seed: int) -> list[nn.Conv2d]:
+    torch.manual_seed(seed)
+    return [nn.Conv2d(6, 16, 3, 1, 1), nn.Conv2d(16, 16, 3, 1, 1), nn.Conv2d(16, 4, 1)]
+
+
+def _float_forward(convs: list[nn.Conv2d], x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        for i, conv in enumerate(convs):
+            x = conv(x)
+            if i + 1 < len(convs):
+                x = x.clamp_min(0)
+    return x
+
+
+def _quantized(convs: list[nn.Conv2d], x: torch.Tensor) -> IntNet:
+    frac = torch.full((4,), 8)  # outputs in units of 2^-8
+    limit = torch.full((4,), 1 << 30)
+    net, _ = quantize_chain(convs, x, 6, (-(1 << 21), 1 << 21), frac, -limit, limit)
+    return net
+
+
+def test_quantized_chain_follows_the_float_network() -> None:
+    convs = _float_chain(0)
+    x = torch.round(torch.randn(2, 6, 12, 12) * 3 * 64) / 64  # inputs on the 1/64 grid the IntNet sees exactly
+    net = _quantized(convs, x)
+    assert all(layer.weight.dtype == torch.int16 for layer in net.layers)
+    assert max(int(layer.weight.abs().max()) for layer in net.layers) < 1 << (WEIGHT_BITS - 1)
+    out = net(torch.round(x * 64).long()) / 256
+    ref = _float_forward(convs, x).double()
+    assert float((out - ref).abs().max()) < 0.02 * float(ref.abs().max())
+
+
+def test_int8_weights_of_older_files_still_load() -> None:
+    convs = _float_chain(1)
+    x = torch.round(torch.randn(1, 6, 8, 8) * 64) / 64
+    net = _quantized(convs, x)
+    stored = int_tensors("c", net)
+    for i in range(len(net.layers)):  # an int8 file: the same layers with small weights
+        stored[f"c.{i}.weight"] = stored[f"c.{i}.weight"].clamp(-127, 127).to(torch.int8)
+    specs = [{"transposed": False, "stride": 1}] * len(net.layers)
+    layers = int_layers(stored, "c", specs)
+    assert [layer.weight.dtype for layer in layers] == [torch.int8] * len(net.layers)
+    IntNet(layers, -(1 << 21), 1 << 21).check_bounds()
+
+
+def test_float_weights_are_refused() -> None:
+    net = _quantized(_float_chain(2), torch.zeros(1, 6, 4, 4))
+    stored = int_tensors("c", net)
+    stored["c.1.weight"] = stored["c.1.weight"].float()
+    with pytest.raises(ValueError, match=r"c\.1\.weight is torch\.float32, not int8 or int16"):
+        int_layers(stored, "c", [{"transposed": False, "stride": 1}] * len(net.layers))
+
+
+def test_accumulator_bound_is_enforced() -> None:
+    big = torch.full((1, 64, 5, 5), 32767, dtype=torch.int16)
+    zeros = torch.zeros(1, dtype=torch.int64)
+    layer = IntLayer(False, 1, big, zeros, zeros, zeros - (1 << 40), zeros + (1 << 40))
+    assert layer.max_accumulator(2.0**37) >= EXACT_LIMIT
+    with pytest.raises(ValueError, match="reaches 2\\^53"):
+        IntNet([layer], -(1 << 37), 1 << 37).check_bounds()
+
+
+def test_ntc_weights_of_a_newer_version_are_refused(tmp_path: Path) -> None:
+    path = _tiny_weights(tmp_path / "ntc-tiny.safetensors", 3)
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["gcx"])
+    assert meta["version"] == 2
+    meta["version"] = 3
+    newer = tmp_path / "ntc-newer.safetensors"
+    save_file(load_file(str(path)), str(newer), metadata={"gcx": json.dumps(meta)})
+    NtcWeights.load(path)
+    with pytest.raises(ValueError, match="ntc weights version 3 needs a newer gcx"):
+        NtcWeights.load(newer)
