@@ -59,40 +59,28 @@ def lossy_streams() -> dict[str, bytes]:
     return {"ntc-rgb-48x32-q60.gcx": api.encode(RasterImage(_texture(32, 48, 3, 6)), "ntc", 60)}
 
 
+def _record(path: Path, data: bytes, lossy: bool) -> dict:
+    """Write one stream and return its manifest entry: the decoded pixels' digest, or for lossy codecs a
+    reference image beside it (decoders may differ by one rounding step)."""
+    path.write_bytes(data)
+    image = api.decode(data)
+    entry = {"gcx_version": gcx.__version__, "width": image.width, "height": image.height, "mode": image.mode}
+    if not lossy:
+        return entry | {"pixels_sha256": hashlib.sha256(image.pixels.tobytes()).hexdigest()}
+    reference = path.with_suffix(".png")
+    image.to_pil().save(reference)
+    return entry | {"reference": reference.name, "tolerance": 1}
+
+
 def main() -> None:
     manifest_path = OUT / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    for name, data in streams().items():
-        path = OUT / name
-        if path.exists():
-            continue
-        path.write_bytes(data)
-        image = api.decode(data)
-        manifest[name] = {
-            "gcx_version": gcx.__version__,
-            "width": image.width,
-            "height": image.height,
-            "mode": image.mode,
-            "pixels_sha256": hashlib.sha256(image.pixels.tobytes()).hexdigest(),
-        }
-        print(f"wrote {path}")
-    for name, data in lossy_streams().items():
-        path = OUT / name
-        if path.exists():
-            continue
-        path.write_bytes(data)
-        image = api.decode(data)
-        reference = path.with_suffix(".png")
-        image.to_pil().save(reference)
-        manifest[name] = {
-            "gcx_version": gcx.__version__,
-            "width": image.width,
-            "height": image.height,
-            "mode": image.mode,
-            "reference": reference.name,
-            "tolerance": 1,
-        }
-        print(f"wrote {path} and {reference}")
+    for lossy, made in ((False, streams()), (True, lossy_streams())):
+        for name, data in made.items():
+            path = OUT / name
+            if not path.exists():
+                manifest[name] = _record(path, data, lossy)
+                print(f"wrote {path}")
     manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
 
 
