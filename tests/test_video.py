@@ -250,6 +250,7 @@ def test_cli_encode_info_decode_png_sequence(
     assert code == 0 and "intra" in err
     code, out, _ = gcx(capsys, "info", tmp_path / "c.gcx")
     assert code == 0 and "16 frames in 4 GOPs" in out and "audio    1 stream" in out
+    assert "  I-frames 16, " in out and "P-frames" not in out
     code, _, err = gcx(
         capsys, "decode", tmp_path / "c.gcx", "-o", tmp_path / "f.png", "--start", "0:00.5", "--frames", "3"
     )

@@ -91,7 +91,8 @@ def _video_lines(v: dict, pixels: int) -> list[str]:
     for name, t in v["frame_types"].items():
         if t["frames"]:
             per = t["bits_per_frame"]
-            lines.append(f"  {name:<9}{t['frames']} frames, {per:,.0f} bits/frame, {per / pixels:.4f} bpp")
+            label = {"intra": "I-frames", "predicted": "P-frames"}.get(name, name)
+            lines.append(f"  {label:<9}{t['frames']}, {per:,.0f} bits/frame, {per / pixels:.4f} bpp")
     a = v["audio"]
     if a["streams"]:
         lines.append(f"  audio    {a['streams']} stream(s), {a['packets']} packets, {a['bytes']:,} bytes (kept as is)")
