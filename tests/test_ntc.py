@@ -120,6 +120,23 @@ def test_training_lowers_the_loss(photos: Path, tmp_path: Path) -> None:
     assert "step 40 " in (tmp_path / PROGRESS).read_text()
 
 
+def test_detail_candidates_prefer_textured_crops(tmp_path: Path) -> None:
+    from gcx.train.data import PhotoCrops, detail
+
+    half = np.full((64, 128, 3), 128, np.uint8)
+    half[:, 64:] = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)  # flat | noise
+    Image.fromarray(half).save(tmp_path / "half.png")
+    crops = PhotoCrops(tmp_path, 32)
+
+    def mean_detail(candidates: int) -> float:
+        batch = crops.batch(64, torch.Generator().manual_seed(1), candidates)
+        return float(np.mean([detail((x * 255).round().to(torch.uint8)) for x in batch]))
+
+    plain = crops.batch(4, torch.Generator().manual_seed(2))
+    assert torch.equal(plain, crops.batch(4, torch.Generator().manual_seed(2), 1))
+    assert mean_detail(3) > 1.3 * mean_detail(1)
+
+
 def test_resumed_run_is_bit_identical(photos: Path, tmp_path: Path) -> None:
     whole = torch.load(train_ntc.train(_train_args(photos, tmp_path / "a", steps=8)), weights_only=False)
     train_ntc.train(_train_args(photos, tmp_path / "b", steps=8, stop_at=4))

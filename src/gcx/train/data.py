@@ -28,20 +28,35 @@ class PhotoCrops:
         if not self.images:
             raise ValueError(f"no image of at least {crop}x{crop} pixels in {folder}")
 
-    def batch(self, size: int, generator: torch.Generator) -> torch.Tensor:
-        """(size, 3, crop, crop) float32 in [0, 1]."""
-        c = self.crop
-        out = torch.empty(size, 3, c, c)
+    def batch(self, size: int, generator: torch.Generator, candidates: int = 1) -> torch.Tensor:
+        """(size, 3, crop, crop) float32 in [0, 1].
+
+        With `candidates` > 1 each crop is the most detailed (largest mean absolute difference between
+        neighbouring pixels) of that many random crops: wallpaper photos are mostly sky and blur, and
+        a codec trained on them reconstructs textures poorly. 1 draws exactly what earlier runs drew.
+        """
+        out = torch.empty(size, 3, self.crop, self.crop)
         for i in range(size):
-            idx = int(torch.randint(len(self.images), (1,), generator=generator))
-            img = self.images[idx]
-            top = int(torch.randint(img.shape[1] - c + 1, (1,), generator=generator))
-            left = int(torch.randint(img.shape[2] - c + 1, (1,), generator=generator))
-            patch = img[:, top : top + c, left : left + c]
-            flips = torch.randint(2, (2,), generator=generator)
-            if flips[0]:
-                patch = patch.flip(2)
-            if flips[1]:
-                patch = patch.flip(1)
+            drawn = [self._crop(generator) for _ in range(candidates)]
+            patch = max(drawn, key=detail) if candidates > 1 else drawn[0]
             out[i] = patch.float() / 255.0
         return out
+
+    def _crop(self, generator: torch.Generator) -> torch.Tensor:
+        c = self.crop
+        img = self.images[int(torch.randint(len(self.images), (1,), generator=generator))]
+        top = int(torch.randint(img.shape[1] - c + 1, (1,), generator=generator))
+        left = int(torch.randint(img.shape[2] - c + 1, (1,), generator=generator))
+        patch = img[:, top : top + c, left : left + c]
+        flips = torch.randint(2, (2,), generator=generator)
+        if flips[0]:
+            patch = patch.flip(2)
+        if flips[1]:
+            patch = patch.flip(1)
+        return patch
+
+
+def detail(patch: torch.Tensor) -> float:
+    """Mean absolute difference between horizontal and vertical neighbours of a uint8 (3, H, W) patch."""
+    x = patch.to(torch.int16)
+    return float((x[:, :, 1:] - x[:, :, :-1]).abs().float().mean() + (x[:, 1:] - x[:, :-1]).abs().float().mean())

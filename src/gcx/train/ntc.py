@@ -3,6 +3,7 @@
     python -m gcx.train.ntc --data data/photos --out runs/ntc [--steps ...] [--resume]
     python -m gcx.train.ntc export --checkpoint CKPT --data data/photos --out weights/ntc-v1.safetensors
     python -m gcx.train.ntc validate [--weights weights/ntc-v1.safetensors]
+    python -m gcx.train.ntc ceiling --weights W [--images DIR]
 
 Training is reproducible: one torch.Generator drives crops, flips, lambda choice and noise, and a
 checkpoint holds model, optimizer, EMA weights, step and generator state, so a resumed run ends
@@ -45,7 +46,7 @@ def train(args: argparse.Namespace) -> Path:
     model.train()
     while run.running:
         lr = run.start_step()
-        x = data.batch(args.batch, run.gen).contiguous(memory_format=torch.channels_last)
+        x = data.batch(args.batch, run.gen, args.detail_candidates).contiguous(memory_format=torch.channels_last)
         level = int(torch.randint(len(lambdas), (1,), generator=run.gen))
         result = model(x, torch.tensor(float(level)), run.gen)
         pixels = x.shape[0] * x.shape[2] * x.shape[3]
@@ -76,6 +77,9 @@ def _train_parser() -> argparse.ArgumentParser:
     add_arguments(p, steps=200_000, lr=4e-4, decay_frac=0.15)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=128)
+    p.add_argument(
+        "--detail-candidates", type=int, default=1, help="each crop: the most detailed of this many random ones"
+    )
     p.add_argument("--n", type=int, default=NtcConfig.n)
     p.add_argument("--m", type=int, default=NtcConfig.m)
     p.add_argument("--mz", type=int, default=NtcConfig.mz)
@@ -186,6 +190,45 @@ def validate(args: argparse.Namespace) -> str:
     return table
 
 
+@torch.no_grad()
+def ceiling(args: argparse.Namespace) -> str:
+    """The transforms' own limit: PSNR of g_s(g_a(x)) with unrounded latents, next to the codec's rounding.
+
+    If the first barely rises with the rate point, extra bits cannot buy quality: the analysis and
+    synthesis transforms, not the entropy model, cap the high rates.
+    """
+    from PIL import Image
+
+    from gcx.bench.photos import validation_photo_paths
+    from gcx.codecs.ntc import engine
+    from gcx.codecs.ntc.weights import MEAN_FRAC_BITS, NtcWeights
+
+    torch.set_num_threads(args.threads)
+    w = NtcWeights.load(args.weights)
+    paths = sorted(Path(args.images).glob("*.png")) if args.images else validation_photo_paths()
+    levels = len(w.config.lambdas)
+    lines = [
+        "| rate point | lambda | PSNR, unrounded latents | PSNR, latents rounded to integers |",
+        "|---:|---:|---:|---:|",
+    ]
+    for level in range(levels):
+        code = round(level / (levels - 1) * engine.QUALITY_STEPS)
+        exact, rounded = [], []
+        for path in paths:
+            with Image.open(path) as im:
+                rgb = np.asarray(im.convert("RGB"))
+            y, _ = engine.analyse(w, rgb, code)
+            h, wd = rgb.shape[:2]
+            fine = torch.round(y * (1 << MEAN_FRAC_BITS)).long()  # 1/64 steps: unrounded for the synthesis
+            exact.append(psnr(rgb, engine.synthesize(w, fine, h, wd, code)))
+            rounded.append(psnr(rgb, engine.synthesize(w, torch.round(y).long() << MEAN_FRAC_BITS, h, wd, code)))
+        lines.append(f"| {level} | {w.config.lambdas[level]:g} | {np.mean(exact):.2f} | {np.mean(rounded):.2f} |")
+    table = "\n".join(lines)
+    print(f"weights sha256 {w.sha256.hex()}; {len(paths)} images, means over images")
+    print(table)
+    return table
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "export":
@@ -204,6 +247,12 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--qualities", type=float, nargs="+", default=[1, 25, 50, 75, 100])
         p.add_argument("--threads", type=int, default=2)
         validate(p.parse_args(argv[1:]))
+    elif argv and argv[0] == "ceiling":
+        p = argparse.ArgumentParser(prog="python -m gcx.train.ntc ceiling")
+        p.add_argument("--weights", required=True)
+        p.add_argument("--images", default="", help="folder of PNGs (default: the validation photos)")
+        p.add_argument("--threads", type=int, default=2)
+        ceiling(p.parse_args(argv[1:]))
     else:
         train(_train_parser().parse_args(argv[1:] if argv and argv[0] == "train" else argv))
 
