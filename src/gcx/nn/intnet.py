@@ -16,7 +16,7 @@ with s, lo and hi per output channel. `check_bounds` proves the 2^53 bound from 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -28,16 +28,24 @@ WEIGHT_DTYPES = (torch.int8, torch.int16)
 ACT_MAX = (1 << 15) - 1  # hidden activations: integers 0..32767
 
 
+def _rescale_constants(shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(offset, multiplier) per channel, float64 shaped (1, C, 1, 1): out = floor((acc + offset) * multiplier).
+
+    For s > 0 that is round-half-up division by 2^s; for s <= 0 an exact multiplication by 2^-s of an
+    integer, which floor leaves alone. Powers of two scale float64 exactly, so this is integer math.
+    """
+    s = shift.view(1, -1, 1, 1).to(torch.float64)
+    offset = torch.where(s > 0, torch.pow(2.0, s - 1), torch.zeros_like(s))
+    return offset, torch.pow(2.0, -s)
+
+
 def rescale(acc: torch.Tensor, shift: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """Per channel: round-half-up right shift by s > 0 (exact left shift for s <= 0), then clamp.
 
     acc: float64 exact integers (B, C, H, W); shift, lo, hi: int64 (C,).
     """
-    s = shift.view(1, -1, 1, 1)
-    scale_right = torch.pow(2.0, torch.clamp(s, min=1).to(torch.float64))
-    rounded = torch.floor((acc + scale_right / 2) / scale_right)
-    scaled = acc * torch.pow(2.0, (-s).clamp(min=0).to(torch.float64))
-    out = torch.where(s > 0, rounded, scaled)
+    offset, multiplier = _rescale_constants(shift)
+    out = torch.floor((acc + offset) * multiplier)
     return torch.clamp(out, lo.view(1, -1, 1, 1).double(), hi.view(1, -1, 1, 1).double())
 
 
@@ -52,21 +60,30 @@ class IntLayer:
     shift: torch.Tensor  # int64 per output channel
     lo: torch.Tensor  # int64 per output channel
     hi: torch.Tensor  # int64 per output channel
+    _float64: tuple[torch.Tensor, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def out_channels(self) -> int:
         return self.weight.shape[1] if self.transposed else self.weight.shape[0]
 
+    def _constants(self) -> tuple[torch.Tensor, ...]:
+        """Weight, bias, rescale offset and multiplier, clamps: float64, converted once per layer."""
+        if self._float64 is None:
+            offset, multiplier = _rescale_constants(self.shift)
+            lo, hi = (v.view(1, -1, 1, 1).to(torch.float64) for v in (self.lo, self.hi))
+            w, b = self.weight.to(torch.float64), self.bias.to(torch.float64)
+            self._float64 = (w, b, offset, multiplier, lo, hi)
+        return self._float64
+
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """a: float64 tensor of exact integers, (B, Cin, H, W)."""
-        w = self.weight.to(torch.float64)
-        b = self.bias.to(torch.float64)
+        w, b, offset, multiplier, lo, hi = self._constants()
         k = w.shape[-1]
         if self.transposed:
             acc = F.conv_transpose2d(a, w, b, self.stride, k // 2, output_padding=self.stride - 1)
         else:
             acc = F.conv2d(a, w, b, self.stride, k // 2)
-        return rescale(acc, self.shift, self.lo, self.hi)
+        return acc.add_(offset).mul_(multiplier).floor_().clamp_(lo, hi)
 
     def max_accumulator(self, in_max: float) -> float:
         """Bound on |acc| for inputs of magnitude <= in_max."""
