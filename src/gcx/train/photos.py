@@ -15,9 +15,29 @@ import sys
 import tempfile
 from pathlib import Path
 
+import matplotlib
 from PIL import Image
 
-PACKAGES = ("plasma-workspace-wallpapers", "mate-backgrounds", "palapeli-data", "lomiri-wallpapers-16.04")
+PACKAGES = (
+    "plasma-workspace-wallpapers",
+    "mate-backgrounds",
+    "palapeli-data",
+    "lomiri-wallpapers-16.04",
+    "digikam-data",
+    "visp-images-data",
+    "stellarium-data",
+)
+# Single textured photos from packages that mostly ship other things (wallpapers are mostly sky and blur)
+TEXTURED = (
+    ("digikam_landscape", "usr/share/digikam/about/images/body-background.jpg"),
+    ("visp_solvay", "usr/share/visp-images-data/ViSP-images/Solvay/Solvay_conference_1927_Version2_2126x1463.png"),
+    ("visp_klimt", "usr/share/visp-images-data/ViSP-images/Klimt/Klimt.png"),
+    (
+        "stellarium_gravel",
+        "usr/share/stellarium/scenery3d/Testscene/TX_Stellarium-Testscene/Bodenbelag_Schotter_Indisch.jpg",
+    ),
+    ("stellarium_grass", "usr/share/stellarium/landscapes/guereins/guereinsb.png"),
+)
 TARGET_SHORT_SIDE = 850
 _SIZE_NAME = re.compile(r"^(\d+)x(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
 
@@ -56,11 +76,18 @@ def _sources(root: Path) -> list[tuple[str, Path]]:
     mate = sorted((root / "usr/share/backgrounds/mate/nature").glob("*.jpg"))
     palapeli = sorted((root / "usr/share/palapeli/collection").glob("*.jpg"))
     lomiri = sorted((root / "usr/share/backgrounds").glob("*_by_*.jpg"))  # Ubuntu's photo-contest wallpapers
+    textured = [(name, root / rel) for name, rel in TEXTURED if (root / rel).exists()]
+    for name, rel in TEXTURED:
+        if not (root / rel).exists():
+            print(f"skip {name}: {rel} is not in this version of its package", file=sys.stderr)
+    hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"  # matplotlib is a dependency
     return (
         _plasma_sources(root)
         + [(f"mate_{f.stem}", f) for f in mate]
         + [(f"palapeli_{f.stem}", f) for f in palapeli]
         + [(f"lomiri_{f.stem.split('_by_')[0]}", f) for f in lomiri]
+        + textured
+        + ([("matplotlib_grace_hopper", hopper)] if hopper.exists() else [])
     )
 
 
@@ -89,7 +116,8 @@ def build(outdir: Path) -> list[Path]:
         for name, src in _sources(root):
             im = prepare(src)
             kind = "png source, maybe an illustration" if src.suffix.lower() == ".png" else "jpeg source"
-            print(f"keep {name:40s} {im.size[0]}x{im.size[1]}  ({kind}: {src.relative_to(root)})")
+            where = src.relative_to(root) if src.is_relative_to(root) else src
+            print(f"keep {name:40s} {im.size[0]}x{im.size[1]}  ({kind}: {where})")
             dest = outdir / f"{name}.png"
             tmp_dest = outdir / f".{name}.png.tmp"
             im.save(tmp_dest, format="PNG")
