@@ -1,9 +1,10 @@
-"""Build the training photo set from Debian wallpaper and puzzle packages.
+"""Build the training photo set from Debian wallpaper and puzzle packages, plus a few textured photos.
 
 `python -m gcx.train.photos OUTDIR` downloads the packages with apt-get, extracts them with dpkg,
 downscales each photo by an integer box factor (which also washes out JPEG artefacts, so the
 codec is tuned on camera-like statistics rather than on JPEG blocks) and writes PNGs into OUTDIR.
-The result depends only on the package versions, so reruns give identical files.
+The textured ones come from packages that mostly ship other data (TEXTURED) and from matplotlib's sample
+data. The result depends only on the package versions, so reruns give identical files.
 """
 
 from __future__ import annotations
