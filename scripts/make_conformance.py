@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 import gcx
 from gcx import api
+from gcx.codecs.ntc.codec import WEIGHTS_ENV
 from gcx.container import Chunk, Metadata, pack_container, read_container
 from gcx.image import RasterImage
 
 OUT = Path(__file__).resolve().parent.parent / "formats" / "conformance"
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 
 
 def _gradient(height: int, width: int, channels: int) -> np.ndarray:
@@ -53,10 +56,26 @@ def streams() -> dict[str, bytes]:
     }
 
 
+def _ntc(weights: str, image: RasterImage, quality: float) -> bytes:
+    """An ntc stream made with the named released weights (not whatever the default is today)."""
+    old = os.environ.get(WEIGHTS_ENV)
+    os.environ[WEIGHTS_ENV] = str(WEIGHTS / weights)
+    try:
+        return api.encode(image, "ntc", quality)
+    finally:
+        if old is None:
+            del os.environ[WEIGHTS_ENV]
+        else:
+            os.environ[WEIGHTS_ENV] = old
+
+
 def lossy_streams() -> dict[str, bytes]:
     """Streams of float-synthesis codecs: decoders may differ by rounding, so a reference image with a
     tolerance of 1 is recorded instead of a digest."""
-    return {"ntc-rgb-48x32-q60.gcx": api.encode(RasterImage(_texture(32, 48, 3, 6)), "ntc", 60)}
+    return {
+        "ntc-rgb-48x32-q60.gcx": _ntc("ntc-v1.safetensors", RasterImage(_texture(32, 48, 3, 6)), 60),
+        "ntc-v2-rgb-96x64-q60.gcx": _ntc("ntc-v2.safetensors", RasterImage(_texture(64, 96, 3, 7)), 60),
+    }
 
 
 def _record(path: Path, data: bytes, lossy: bool) -> dict:

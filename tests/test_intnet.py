@@ -89,3 +89,23 @@ def test_ntc_weights_of_a_newer_version_are_refused(tmp_path: Path) -> None:
     NtcWeights.load(path)
     with pytest.raises(ValueError, match="ntc weights version 3 needs a newer gcx"):
         NtcWeights.load(newer)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_striped_evaluation_is_bit_identical(transposed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large inputs run in row stripes; every output integer must equal the one-pass result."""
+    import gcx.nn.intnet as intnet
+
+    torch.manual_seed(3)
+    if transposed:
+        up = [nn.ConvTranspose2d(c, 8, 5, 2, 2, output_padding=1) for c in (6, 8)]
+        convs = [*up, nn.Conv2d(8, 4, 3, 1, 1)]
+    else:
+        convs = [nn.Conv2d(6, 16, 5, 1, 2), nn.Conv2d(16, 4, 1)]
+    x = torch.round(torch.randn(1, 6, 37, 11) * 4 * 64) / 64
+    net = _quantized(convs, x)
+    whole = net(torch.round(x * 64).long())
+    monkeypatch.setattr(intnet, "STRIPE_BYTES", 1)  # the smallest stripes
+    striped = net(torch.round(x * 64).long())
+    assert whole.shape == striped.shape == (1, 4, 37 * (4 if transposed else 1), 11 * (4 if transposed else 1))
+    assert torch.equal(whole, striped)

@@ -43,11 +43,14 @@ def _tiny_weights(path: Path, seed: int, config: NtcConfig = TINY) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", params=["default", "context"])
+@pytest.fixture(scope="module", params=["default", "context", "v1"])
 def weights(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The committed weights (else a tiny random model exported like them), and a tiny context model."""
+    """The committed weights (else a tiny random model exported like them), a tiny context model, and
+    the first released weights (int8 integer networks, one pass) that older files were made with."""
     if request.param == "context":
         return _tiny_weights(tmp_path_factory.mktemp("w") / "ntc-tiny-context.safetensors", 0, TINY_CONTEXT)
+    if request.param == "v1":
+        return DEFAULT_WEIGHTS.parent / "ntc-v1.safetensors"
     if DEFAULT_WEIGHTS.exists():
         return DEFAULT_WEIGHTS
     return _tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors", 0)

@@ -26,6 +26,7 @@ EXACT_LIMIT = 2**53
 WEIGHT_BITS = 12  # what export uses: the float network's rate to 0.1%, far inside the 2^53 bound
 WEIGHT_DTYPES = (torch.int8, torch.int16)
 ACT_MAX = (1 << 15) - 1  # hidden activations: integers 0..32767
+STRIPE_BYTES = 1 << 27  # float64 im2col budget of one stripe (about 128 MiB)
 
 
 def _rescale_constants(shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,10 +110,39 @@ class IntNet:
                 raise ValueError(f"integer layer {i}: accumulator bound {acc:.3g} reaches 2^53")
             bound = float(torch.maximum(layer.lo.abs(), layer.hi.abs()).max())
 
+    def _geometry(self) -> tuple[int, int, int]:
+        """(output rows per input row, 0 if not a whole number; input rows of context a stripe needs on
+        each side; im2col values per input row and column at the costliest layer)."""
+        up, margin, cost = 1.0, 0.0, 0
+        for layer in self.layers:
+            k = layer.weight.shape[-1]
+            margin += (k // 2 + 1) / up  # this layer's reach, in input rows (generous)
+            up = up * layer.stride if layer.transposed else up / layer.stride
+            cin = layer.weight.shape[0] if layer.transposed else layer.weight.shape[1]
+            cost = max(cost, math.ceil(cin * k * k * max(up, 1.0) ** 2))
+        return (int(up) if up >= 1 and up == int(up) else 0), math.ceil(margin), cost
+
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x: integer tensor (B, C, H, W); returns float64 exact integers."""
+        """x: integer tensor (B, C, H, W); returns float64 exact integers.
+
+        Large inputs run in overlapping row stripes (the float64 convolutions unfold their input, a
+        few GB for a 4000x3000 picture at once). Outputs are exact integers and each stripe keeps
+        more context rows than the layers reach, so the result is bit-identical to one pass.
+        """
         a = x.to(torch.float64).clamp(self.in_lo, self.in_hi)
+        up, margin, cost = self._geometry()
+        rows = max(4, STRIPE_BYTES // (8 * cost * a.shape[0] * max(1, a.shape[3])))
+        if not up or a.shape[2] <= rows + 2 * margin:  # small, or a downsampling net: one pass
+            return self._forward(a)
+        parts = []
+        for top in range(0, a.shape[2], rows):
+            bottom = min(a.shape[2], top + rows)
+            lo, hi = max(0, top - margin), min(a.shape[2], bottom + margin)
+            parts.append(self._forward(a[:, :, lo:hi])[:, :, (top - lo) * up : (bottom - lo) * up])
+        return torch.cat(parts, dim=2)
+
+    def _forward(self, a: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
             a = layer.forward(a)
         return a
