@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gcx.nn.stripes import in_row_stripes
+
 EXACT_LIMIT = 2**53
 WEIGHT_BITS = 12  # what export uses: the float network's rate to 0.1%, far inside the 2^53 bound
 WEIGHT_DTYPES = (torch.int8, torch.int16)
@@ -132,15 +134,10 @@ class IntNet:
         """
         a = x.to(torch.float64).clamp(self.in_lo, self.in_hi)
         up, margin, cost = self._geometry()
-        rows = max(4, STRIPE_BYTES // (8 * cost * a.shape[0] * max(1, a.shape[3])))
-        if not up or a.shape[2] <= rows + 2 * margin:  # small, or a downsampling net: one pass
+        if not up:  # a downsampling net: one pass
             return self._forward(a)
-        parts = []
-        for top in range(0, a.shape[2], rows):
-            bottom = min(a.shape[2], top + rows)
-            lo, hi = max(0, top - margin), min(a.shape[2], bottom + margin)
-            parts.append(self._forward(a[:, :, lo:hi])[:, :, (top - lo) * up : (bottom - lo) * up])
-        return torch.cat(parts, dim=2)
+        rows = max(4, STRIPE_BYTES // (8 * cost * a.shape[0] * max(1, a.shape[3])))
+        return in_row_stripes(self._forward, a, rows, margin, up)
 
     def _forward(self, a: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:

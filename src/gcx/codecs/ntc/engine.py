@@ -16,6 +16,7 @@ import torch
 from gcx.codecs.ntc.model import anchor_mask
 from gcx.codecs.ntc.weights import MEAN_FRAC_BITS, Z_LIMIT, NtcWeights, finish_params, hyper_outputs
 from gcx.entropy.coding import Table, decode_groups, encode_groups
+from gcx.nn.stripes import in_row_stripes
 
 STRIDE = 64  # total downsampling to z: images are padded (edge replication) to multiples of this
 QUALITY_STEPS = 65535
@@ -45,20 +46,9 @@ def _in_stripes(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, up:
     up to float summation order, which only the float transforms see.
     """
     x = x.contiguous(memory_format=torch.channels_last)  # the layout the loaded transforms use
-    height = x.shape[2]
     if up < down:  # analysis: rows of pixels
-        stripe, margin = STRIPE_PIXELS, MARGIN_PIXELS
-    else:  # synthesis: rows of latents
-        stripe, margin = STRIPE_PIXELS // up, MARGIN_PIXELS // up
-    if height <= stripe + 2 * margin:
-        return fn(x)
-    parts = []
-    for top in range(0, height, stripe):
-        bottom = min(height, top + stripe)
-        lo, hi = max(0, top - margin), min(height, bottom + margin)
-        out = fn(x[:, :, lo:hi])
-        parts.append(out[:, :, (top - lo) * up // down : (bottom - lo) * up // down])
-    return torch.cat(parts, dim=2)
+        return in_row_stripes(fn, x, STRIPE_PIXELS, MARGIN_PIXELS, up, down)
+    return in_row_stripes(fn, x, STRIPE_PIXELS // up, MARGIN_PIXELS // up, up, down)  # synthesis: latent rows
 
 
 def _grouping(idx: torch.Tensor, levels: int) -> tuple[torch.Tensor, list[int]]:
