@@ -1,6 +1,8 @@
 """Train, export and validate the ntc learned image codec.
 
     python -m gcx.train.ntc --data data/photos --out runs/ntc [--steps ...] [--resume]
+    python -m gcx.train.ntc --data data/photos --out runs/ntc3 --init-from runs/ntc2/last.pt --m 256 \
+        --extra-lambdas 0.18
     python -m gcx.train.ntc export --checkpoint CKPT --data data/photos --out weights/ntc-v1.safetensors
     python -m gcx.train.ntc validate [--weights weights/ntc-v1.safetensors]
     python -m gcx.train.ntc ceiling --weights W [--images DIR]
@@ -33,13 +35,27 @@ def train(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     data = PhotoCrops(args.data, args.crop)
     state = load_state(args.out, args.resume)
+    start = None
     if state is not None:
         config = NtcConfig.from_dict(state["config"])
+        meta = {k: state[k] for k in ("init_from",) if k in state}
+    elif args.init_from:  # a fresh run from a trained checkpoint's EMA weights, widened to --m
+        from gcx.train.widen import widen_state
+
+        source = torch.load(args.init_from, weights_only=False, map_location="cpu")
+        extra = tuple(args.extra_lambdas)
+        config, start = widen_state(source, args.m, args.seed, extra)
+        origin = {"checkpoint": str(args.init_from), "step": source["step"], "m": args.m, "extra_lambdas": extra}
+        meta = {"init_from": origin}
     else:
         config = NtcConfig(n=args.n, m=args.m, mz=args.mz, context=args.context)
+        meta = {}
     torch.manual_seed(args.seed)  # parameter init; everything later draws from run.gen
-    model = NtcModel(config).to(memory_format=torch.channels_last)
-    run = Run(model, args, state, {"config": config.to_dict()})
+    model = NtcModel(config)
+    if start is not None:
+        model.load_state_dict(start)
+    model = model.to(memory_format=torch.channels_last)
+    run = Run(model, args, state, {"config": config.to_dict(), **meta})
     lambdas = torch.tensor(config.lambdas)
     acc = {"loss": 0.0, "bpp": 0.0, "n": 0}
     per_level = {k: [0.0, 0.0, 0] for k in range(len(lambdas))}
@@ -84,6 +100,12 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--m", type=int, default=NtcConfig.m)
     p.add_argument("--mz", type=int, default=NtcConfig.mz)
     p.add_argument("--context", type=int, default=192, help="context-model hidden channels (0: none)")
+    p.add_argument(
+        "--init-from", default="", help="start a new run from this checkpoint's EMA weights, latent widened to --m"
+    )
+    p.add_argument(
+        "--extra-lambdas", type=float, nargs="*", default=[], help="with --init-from: rate points added above the top"
+    )
     return p
 
 

@@ -1,10 +1,11 @@
-"""Build the training photo set from Debian wallpaper and puzzle packages, plus a few textured photos.
+"""Build the training photo set from Debian wallpaper and puzzle packages, plus textured photos.
 
 `python -m gcx.train.photos OUTDIR` downloads the packages with apt-get, extracts them with dpkg,
 downscales each photo by an integer box factor (which also washes out JPEG artefacts, so the
 codec is tuned on camera-like statistics rather than on JPEG blocks) and writes PNGs into OUTDIR.
-The textured ones come from packages that mostly ship other data (TEXTURED) and from matplotlib's sample
-data. The result depends only on the package versions, so reruns give identical files.
+The textured ones come from packages that mostly ship other data (TEXTURED, OpenCV's sample photos)
+and from matplotlib's and scikit-learn's sample data. The result depends only on the package
+versions, so reruns give identical files.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import matplotlib
@@ -27,6 +29,8 @@ PACKAGES = (
     "digikam-data",
     "visp-images-data",
     "stellarium-data",
+    "opencv-doc",
+    "lomiri-wallpapers-20.04",
 )
 # Single textured photos from packages that mostly ship other things (wallpapers are mostly sky and blur)
 TEXTURED = (
@@ -39,6 +43,21 @@ TEXTURED = (
     ),
     ("stellarium_grass", "usr/share/stellarium/landscapes/guereins/guereinsb.png"),
 )
+# OpenCV's sample photos (opencv-doc): the natural, colour ones compressed at 1.5 bpp or more; stereo
+# and sequence pairs keep one side, renders, documents, charts and motion-blurred shots are left out
+OPENCV = (
+    "aero1.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "board.jpg", "butterfly.jpg", "ela_original.jpg",
+    "fruits.jpg", "graf1.png", "leuvenA.jpg", "messi5.jpg", "orange.jpg", "rubberwhale1.png", "smarties.png",
+    "squirrel_cls.jpg", "starry_night.jpg",
+)  # fmt: skip
+OPENCV_DIR = "usr/share/doc/opencv-doc/examples/data"
+# scikit-learn's two sample photos, read from its wheel (pinned: the photos never change between releases)
+SKLEARN = "scikit-learn==1.7.2"
+SKLEARN_PHOTOS = ("sklearn/datasets/images/china.jpg", "sklearn/datasets/images/flower.jpg")
+# lomiri-wallpapers-20.04 ships one photo (Kleiber) beside digital artwork
+LOMIRI_2004_ARTWORK = (
+    "Fossa_by_Jasper_Roks.jpg", "Infinite-Sea_by_Aury88.jpg", "Painting-Colors_by__herobrine7gamer.jpg",
+)  # fmt: skip
 TARGET_SHORT_SIDE = 850
 _SIZE_NAME = re.compile(r"^(\d+)x(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
 
@@ -46,16 +65,21 @@ _SIZE_NAME = re.compile(r"^(\d+)x(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
 def _download(workdir: Path) -> None:
     """apt-get download into workdir; refresh the package lists once if the first try fails."""
     cmd = ["apt-get", "download", *PACKAGES]
-    if subprocess.run(cmd, cwd=workdir).returncode == 0:
-        return
-    subprocess.run(["apt-get", "update"], check=True)
-    subprocess.run(cmd, cwd=workdir, check=True)
+    if subprocess.run(cmd, cwd=workdir).returncode != 0:
+        subprocess.run(["apt-get", "update"], check=True)
+        subprocess.run(cmd, cwd=workdir, check=True)
+    pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q", "-d", "wheels"]
+    subprocess.run([*pip, SKLEARN], cwd=workdir, check=True)
 
 
 def _extract(workdir: Path) -> Path:
     root = workdir / "root"
     for deb in sorted(workdir.glob("*.deb")):
         subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+    for wheel in sorted((workdir / "wheels").glob("*.whl")):
+        with zipfile.ZipFile(wheel) as zf:
+            for name in SKLEARN_PHOTOS:
+                zf.extract(name, root / "wheel")
     return root
 
 
@@ -77,6 +101,7 @@ def _sources(root: Path) -> list[tuple[str, Path]]:
     mate = sorted((root / "usr/share/backgrounds/mate/nature").glob("*.jpg"))
     palapeli = sorted((root / "usr/share/palapeli/collection").glob("*.jpg"))
     lomiri = sorted((root / "usr/share/backgrounds").glob("*_by_*.jpg"))  # Ubuntu's photo-contest wallpapers
+    lomiri = [f for f in lomiri if f.name not in LOMIRI_2004_ARTWORK]
     textured = [(name, root / rel) for name, rel in TEXTURED if (root / rel).exists()]
     for name, rel in TEXTURED:
         if not (root / rel).exists():
@@ -89,6 +114,8 @@ def _sources(root: Path) -> list[tuple[str, Path]]:
         + [(f"lomiri_{f.stem.split('_by_')[0]}", f) for f in lomiri]
         + textured
         + ([("matplotlib_grace_hopper", hopper)] if hopper.exists() else [])
+        + [(f"opencv_{Path(n).stem}", root / OPENCV_DIR / n) for n in OPENCV if (root / OPENCV_DIR / n).exists()]
+        + [(f"sklearn_{Path(n).stem}", root / "wheel" / n) for n in SKLEARN_PHOTOS]
     )
 
 

@@ -1,0 +1,112 @@
+"""Widen a trained ntc model's latent (M channels) without changing what it decodes.
+
+ntc's high rates are capped by the latent width: with M=128 channels per 16x16 block the
+transforms cannot reconstruct the validation photos above about 33.7 dB even with unrounded
+latents, so more bits buy little. Training a wider model from scratch would throw away tens of
+thousands of steps; widening keeps every trained weight and adds channels that start silent:
+
+- the analysis emits the new channels at a tiny amplitude, so they round to 0 and decoded pixels,
+  hyper-latents and the old channels' entropy parameters are exactly as before;
+- the synthesis reads them through small random weights (not zero: with zero weights on both sides
+  no gradient would ever reach them through the straight-through rounding);
+- the hyper-synthesis gives them mean 0 and the smallest scale, so a silent channel costs nothing;
+- the hyper-analysis and the context net ignore them until training says otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from gcx.codecs.ntc.model import NtcConfig, NtcModel
+
+ANALYSIS_SCALE = 1e-3  # new analysis rows: tiny, so the new latents round to 0 at first
+SYNTHESIS_SCALE = 0.1  # new synthesis columns: small against a fresh layer's initialisation
+
+
+def _fresh(shape: torch.Size, generator: torch.Generator, fan_in: int) -> torch.Tensor:
+    """A uniform initialisation like torch's default for a layer of this fan-in."""
+    bound = 1.0 / fan_in**0.5
+    return (torch.rand(shape, generator=generator) * 2 - 1) * bound
+
+
+def _split_params(old: torch.Tensor, m_old: int, m_new: int, fill: torch.Tensor) -> torch.Tensor:
+    """Rows [mean (m), t (m)] of `old` spread to [mean (m_new), t (m_new)], new rows from `fill`."""
+    out = fill.clone()
+    out[:m_old] = old[:m_old]
+    out[m_new : m_new + m_old] = old[m_old:]
+    return out
+
+
+def _extend_gains(log_gain: torch.Tensor, extra: int) -> torch.Tensor:
+    """Rate points appended above the last: log gains extrapolated along the last two points' step."""
+    if extra == 0:
+        return log_gain
+    step = log_gain[-1] - log_gain[-2]
+    return torch.cat([log_gain, log_gain[-1] + step * torch.arange(1, extra + 1).view(-1, 1)])
+
+
+@torch.no_grad()
+def widen(model: NtcModel, m_new: int, generator: torch.Generator, extra_lambdas: tuple[float, ...] = ()) -> NtcModel:
+    """A model with `m_new` latent channels that decodes exactly what `model` decodes.
+
+    `extra_lambdas` adds rate points above the model's highest (the wider latent can use more
+    bits); the old rate points keep their gains, so they still decode as before.
+    """
+    c = model.config
+    m = c.m
+    if m_new <= m:
+        raise ValueError(f"widening needs more channels than the model's {m}, got {m_new}")
+    if any(lam <= c.lambdas[-1] for lam in extra_lambdas) or list(extra_lambdas) != sorted(extra_lambdas):
+        raise ValueError(f"extra rate points must rise above the model's highest lambda {c.lambdas[-1]}")
+    wide = NtcModel(replace(c, m=m_new, lambdas=c.lambdas + tuple(extra_lambdas)))
+    src = model.state_dict()
+    dst = wide.state_dict()
+    for name in dst:  # everything that does not depend on M is copied as it is
+        if name in src and src[name].shape == dst[name].shape:
+            dst[name] = src[name].clone()
+
+    add = m_new - m
+    # analysis output g_a[-1]: (M, N, 5, 5)
+    w = src["g_a.6.weight"]
+    dst["g_a.6.weight"] = torch.cat([w, _fresh((add, *w.shape[1:]), generator, w[0].numel()) * ANALYSIS_SCALE])
+    dst["g_a.6.bias"] = torch.cat([src["g_a.6.bias"], torch.zeros(add)])
+    # synthesis input g_s[0]: ConvTranspose2d weight (M, N, 5, 5)
+    w = src["g_s.0.weight"]
+    dst["g_s.0.weight"] = torch.cat([w, _fresh((add, *w.shape[1:]), generator, w[0].numel()) * SYNTHESIS_SCALE])
+    # hyper-analysis input h_a[0]: (N, M, 3, 3), new columns zero: z is unchanged
+    w = src["h_a.0.weight"]
+    dst["h_a.0.weight"] = torch.cat([w, torch.zeros(w.shape[0], add, *w.shape[2:])], 1)
+    # hyper-synthesis hidden h_s[2]: ConvTranspose2d (N, 3M/2, 5, 5); new hidden units start as fresh
+    # units whose outgoing weights are zero, so the old outputs are unchanged
+    w = src["h_s.2.weight"]
+    hidden_old, hidden_new = w.shape[1], dst["h_s.2.weight"].shape[1]
+    extra = hidden_new - hidden_old
+    dst["h_s.2.weight"] = torch.cat([w, _fresh((w.shape[0], extra, *w.shape[2:]), generator, w.shape[0] * 25)], 1)
+    dst["h_s.2.bias"] = torch.cat([src["h_s.2.bias"], torch.zeros(extra)])
+    # hyper-synthesis output h_s[4]: (2M, 3M/2, 3, 3) rows [mean, t]; new rows: mean 0, t 0 (smallest scale)
+    w = src["h_s.4.weight"]
+    w = torch.cat([w, torch.zeros(w.shape[0], extra, *w.shape[2:])], 1)
+    dst["h_s.4.weight"] = _split_params(w, m, m_new, torch.zeros(2 * m_new, *w.shape[1:]))
+    dst["h_s.4.bias"] = _split_params(src["h_s.4.bias"], m, m_new, torch.zeros(2 * m_new))
+    if c.context:
+        w = src["ctx.0.weight"]  # (C, M, 5, 5): new anchors are not read at first
+        dst["ctx.0.weight"] = torch.cat([w, torch.zeros(w.shape[0], add, *w.shape[2:])], 1)
+        w = src["ctx.2.weight"]  # (2M, C, 1, 1) rows [mean, t]
+        dst["ctx.2.weight"] = _split_params(w, m, m_new, torch.zeros(2 * m_new, *w.shape[1:]))
+        dst["ctx.2.bias"] = _split_params(src["ctx.2.bias"], m, m_new, torch.zeros(2 * m_new))
+    for unit in ("gain", "inv_gain"):  # new channels: each rate point's mean gain over the old ones
+        g = src[f"{unit}.log_gain"]
+        g = torch.cat([g, g.mean(1, keepdim=True).expand(-1, add)], 1)
+        dst[f"{unit}.log_gain"] = _extend_gains(g, len(extra_lambdas))
+    wide.load_state_dict(dst)
+    return wide
+
+
+def widen_state(state: dict, m_new: int, seed: int, extra_lambdas: tuple[float, ...] = ()) -> tuple[NtcConfig, dict]:
+    """Config and widened EMA weights of a training checkpoint (the EMA: what would be exported)."""
+    model = NtcModel(NtcConfig.from_dict(state["config"]))
+    model.load_state_dict(state["ema"])
+    wide = widen(model, m_new, torch.Generator().manual_seed(seed), extra_lambdas)
+    return wide.config, wide.state_dict()
