@@ -40,11 +40,12 @@ def train(args: argparse.Namespace) -> Path:
         config = NtcConfig.from_dict(state["config"])
         meta = {k: state[k] for k in ("init_from",) if k in state}
     elif args.init_from:  # a fresh run from a trained checkpoint's EMA weights, widened to --m
-        from gcx.train.widen import widen_state
+        from gcx.train.widen import widen
 
-        source = torch.load(args.init_from, weights_only=False, map_location="cpu")
+        narrow, source = load_checkpoint_model(args.init_from)
         extra = tuple(args.extra_lambdas)
-        config, start = widen_state(source, args.m, args.seed, extra)
+        wide = widen(narrow, args.m, torch.Generator().manual_seed(args.seed), extra)
+        config, start = wide.config, wide.state_dict()
         origin = {"checkpoint": str(args.init_from), "step": source["step"], "m": args.m, "extra_lambdas": extra}
         meta = {"init_from": origin}
     else:

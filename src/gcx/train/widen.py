@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import torch
 
-from gcx.codecs.ntc.model import NtcConfig, NtcModel
+from gcx.codecs.ntc.model import NtcModel
 
 ANALYSIS_SCALE = 1e-3  # new analysis rows: tiny, so the new latents round to 0 at first
 SYNTHESIS_SCALE = 0.1  # new synthesis columns: small against a fresh layer's initialisation
@@ -102,11 +102,3 @@ def widen(model: NtcModel, m_new: int, generator: torch.Generator, extra_lambdas
         dst[f"{unit}.log_gain"] = _extend_gains(g, len(extra_lambdas))
     wide.load_state_dict(dst)
     return wide
-
-
-def widen_state(state: dict, m_new: int, seed: int, extra_lambdas: tuple[float, ...] = ()) -> tuple[NtcConfig, dict]:
-    """Config and widened EMA weights of a training checkpoint (the EMA: what would be exported)."""
-    model = NtcModel(NtcConfig.from_dict(state["config"]))
-    model.load_state_dict(state["ema"])
-    wide = widen(model, m_new, torch.Generator().manual_seed(seed), extra_lambdas)
-    return wide.config, wide.state_dict()
