@@ -154,6 +154,26 @@ def test_resumed_run_is_bit_identical(photos: Path, tmp_path: Path) -> None:
 # ---- codec ------------------------------------------------------------------------------------
 
 
+def test_row_stripes_match_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large pictures run the float transforms in row stripes: the latents must match a one-pass
+    analysis up to float summation order, and the pixels a one-pass synthesis to within 1."""
+    from gcx.codecs.ntc import engine
+
+    w = ntc_codec.load_weights()
+    rgb = photo_like(300, 96, 3, seed=5)
+    code = engine.quality_code(60)
+    y_whole, _ = engine.analyse(w, rgb, code)
+    _, mu, _, s = engine.decode_latents(w, *engine.encode_rgb(w, rgb, code)[:2], 300, 96)
+    whole = engine.synthesize(w, (s << 6) + mu, 300, 96, code)
+    monkeypatch.setattr(engine, "STRIPE_BUDGET", 1)  # stripes of 64 rows, the smallest
+    y_striped, _ = engine.analyse(w, rgb, code)
+    striped = engine.synthesize(w, (s << 6) + mu, 300, 96, code)
+    assert y_whole.shape == y_striped.shape
+    assert torch.allclose(y_whole, y_striped, rtol=0, atol=1e-3 * float(y_whole.abs().max()))
+    assert striped.shape == whole.shape == (300, 96, 3)
+    assert np.abs(striped.astype(int) - whole.astype(int)).max() <= 1
+
+
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_round_trip_odd_sizes(registry: CodecRegistry, channels: int) -> None:
     pixels = photo_like(29, 37, channels, seed=channels)

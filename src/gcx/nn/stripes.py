@@ -19,9 +19,13 @@ def in_row_stripes(
     height = x.shape[2]
     if height <= stripe + 2 * margin:
         return fn(x)
-    parts = []
+    out: torch.Tensor | None = None  # filled in place: a list of parts and their concatenation would be two copies
     for top in range(0, height, stripe):
         bottom = min(height, top + stripe)
         lo, hi = max(0, top - margin), min(height, bottom + margin)
-        parts.append(fn(x[:, :, lo:hi])[:, :, (top - lo) * up // down : (bottom - lo) * up // down])
-    return torch.cat(parts, dim=2)
+        part = fn(x[:, :, lo:hi])[:, :, (top - lo) * up // down : (bottom - lo) * up // down]
+        if out is None:
+            out = part.new_empty((part.shape[0], part.shape[1], height * up // down, part.shape[3]))
+        out[:, :, top * up // down : bottom * up // down] = part
+    assert out is not None
+    return out

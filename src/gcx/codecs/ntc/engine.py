@@ -20,8 +20,8 @@ from gcx.nn.stripes import in_row_stripes
 
 STRIDE = 64  # total downsampling to z: images are padded (edge replication) to multiples of this
 QUALITY_STEPS = 65535
-STRIPE_PIXELS = 512  # the float transforms run in stripes of this many image rows (bounded memory) ...
-MARGIN_PIXELS = 128  # ... each extended by this context on both sides (beyond both receptive fields)
+STRIPE_BUDGET = 1 << 20  # the float transforms run in row stripes of about this many pixels (bounded memory) ...
+MARGIN_PIXELS = 64  # ... each extended by this many rows on both sides (g_a reaches 31, g_s 2 latent rows = 32)
 
 
 def quality_code(quality: float) -> int:
@@ -46,9 +46,11 @@ def _in_stripes(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, up:
     up to float summation order, which only the float transforms see.
     """
     x = x.contiguous(memory_format=torch.channels_last)  # the layout the loaded transforms use
+    pixel_width = x.shape[3] * up // down if up > down else x.shape[3]
+    rows = max(STRIDE, STRIPE_BUDGET // pixel_width // STRIDE * STRIDE)  # whole z rows: stripes start aligned
     if up < down:  # analysis: rows of pixels
-        return in_row_stripes(fn, x, STRIPE_PIXELS, MARGIN_PIXELS, up, down)
-    return in_row_stripes(fn, x, STRIPE_PIXELS // up, MARGIN_PIXELS // up, up, down)  # synthesis: latent rows
+        return in_row_stripes(fn, x, rows, MARGIN_PIXELS, up, down)
+    return in_row_stripes(fn, x, rows // up, MARGIN_PIXELS // up, up, down)  # synthesis: latent rows
 
 
 def _grouping(idx: torch.Tensor, levels: int) -> tuple[torch.Tensor, list[int]]:
@@ -97,7 +99,9 @@ def context_params(
     """Second-pass parameters: the hyper-decoder's raw output plus the context net on the decoded anchors."""
     decoded = torch.where(anchors, (s << MEAN_FRAC_BITS) + mu, 0)
     assert w.context is not None
-    return finish_params(raw + w.context(decoded), w.config)
+    refined = w.context(decoded)
+    del decoded
+    return finish_params(refined.add_(raw), w.config)  # exact integers: in place, one tensor fewer
 
 
 @torch.no_grad()
@@ -161,14 +165,21 @@ def decode_latents(
 @torch.no_grad()
 def synthesize(w: NtcWeights, y_hat: torch.Tensor, height: int, width: int, code: int) -> np.ndarray:
     """Exact latents in 1/64 units (int64, 64*s + mu) -> uint8 (height, width, 3); the only float step."""
-    y = (y_hat.double() / (1 << MEAN_FRAC_BITS)).float()
-    x_hat = _in_stripes(w.model.g_s, y * w.model.inv_gain.gain(position(code, len(w.config.lambdas))), 16, 1)
-    out = torch.nan_to_num(x_hat[0, :, :height, :width] * 255.0, 0.0, 255.0, 0.0)
-    return out.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    y = y_hat.float().div_(1 << MEAN_FRAC_BITS)  # the float64 quotient rounded once, as before
+    inv_gain = w.model.inv_gain.gain(position(code, len(w.config.lambdas)))
+
+    def stripe(part: torch.Tensor) -> torch.Tensor:  # to uint8 per stripe: no float picture is ever whole
+        out = torch.nan_to_num(w.model.g_s(part * inv_gain).mul_(255.0), 0.0, 255.0, 0.0)
+        return out.round_().clamp_(0, 255).to(torch.uint8)
+
+    x_hat = _in_stripes(stripe, y, 16, 1)
+    return x_hat[0, :, :height, :width].permute(1, 2, 0).contiguous().numpy()
 
 
 @torch.no_grad()
 def decode_rgb(w: NtcWeights, hyper: bytes, latents: list[bytes], height: int, width: int, code: int) -> np.ndarray:
     """Inverse of encode_rgb: uint8 (height, width, 3)."""
     _, mu, _, s = decode_latents(w, hyper, latents, height, width)
-    return synthesize(w, (s << MEAN_FRAC_BITS) + mu, height, width, code)
+    y_hat = s.bitwise_left_shift_(MEAN_FRAC_BITS).add_(mu)  # in place: s and mu are not needed again
+    del mu, s
+    return synthesize(w, y_hat, height, width, code)
