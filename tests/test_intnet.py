@@ -109,3 +109,27 @@ def test_striped_evaluation_is_bit_identical(transposed: bool, monkeypatch: pyte
     striped = net(torch.round(x * 64).long())
     assert whole.shape == striped.shape == (1, 4, 37 * (4 if transposed else 1), 11 * (4 if transposed else 1))
     assert torch.equal(whole, striped)
+
+
+@pytest.mark.parametrize(("height", "width", "kernel"), [(12, 10, 5), (9, 7, 5), (1, 6, 3), (11, 13, 7)])
+def test_checkerboard_evaluation_equals_the_dense_network(
+    height: int, width: int, kernel: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The context net evaluated per phase, off the anchors only, gives the dense network's integers there."""
+    import gcx.nn.checkerboard as checkerboard
+
+    torch.manual_seed(kernel + height)
+    convs = [nn.Conv2d(6, 16, kernel, 1, kernel // 2), nn.Conv2d(16, 16, 1), nn.Conv2d(16, 4, 1)]
+    rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    anchors = (rows + cols) % 2 == 0
+    x = torch.round(torch.randn(2, 6, height, width) * 4 * 64) / 64 * anchors
+    net = _quantized(convs, x)
+    assert checkerboard.applies(net)
+    dense = net(torch.round(x * 64).long())
+    for budget in (checkerboard.STRIPE_BYTES, 1):  # one pass, then the smallest stripes
+        monkeypatch.setattr(checkerboard, "STRIPE_BYTES", budget)
+        sparse = checkerboard.off_anchor_outputs(net, torch.round(x * 64).long())
+        assert sparse.shape == dense.shape
+        assert torch.equal(sparse[:, :, ~anchors], dense[:, :, ~anchors])
+        assert not sparse[:, :, anchors].any()
+    assert not checkerboard.applies(_quantized([nn.Conv2d(6, 4, 3, 2, 1)], x))

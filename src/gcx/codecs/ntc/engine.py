@@ -16,6 +16,7 @@ import torch
 from gcx.codecs.ntc.model import anchor_mask
 from gcx.codecs.ntc.weights import MEAN_FRAC_BITS, Z_LIMIT, NtcWeights, finish_params, hyper_outputs
 from gcx.entropy.coding import Table, decode_groups, encode_groups
+from gcx.nn.checkerboard import applies, off_anchor_outputs
 from gcx.nn.stripes import in_row_stripes
 
 STRIDE = 64  # total downsampling to z: images are padded (edge replication) to multiples of this
@@ -99,7 +100,7 @@ def context_params(
     """Second-pass parameters: the hyper-decoder's raw output plus the context net on the decoded anchors."""
     decoded = torch.where(anchors, (s << MEAN_FRAC_BITS) + mu, 0)
     assert w.context is not None
-    refined = w.context(decoded)
+    refined = off_anchor_outputs(w.context, decoded) if applies(w.context) else w.context(decoded)
     del decoded
     return finish_params(refined.add_(raw), w.config)  # exact integers: in place, one tensor fewer
 
