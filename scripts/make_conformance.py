@@ -76,6 +76,7 @@ def lossy_streams() -> dict[str, bytes]:
         "ntc-rgb-48x32-q60.gcx": _ntc("ntc-v1.safetensors", RasterImage(_texture(32, 48, 3, 6)), 60),
         "ntc-v2-rgb-96x64-q60.gcx": _ntc("ntc-v2.safetensors", RasterImage(_texture(64, 96, 3, 7)), 60),
         "ntc-v3-rgb-96x64-q60.gcx": _ntc("ntc-v3.safetensors", RasterImage(_texture(64, 96, 3, 8)), 60),
+        "ntc-v4-rgb-96x64-q60.gcx": _ntc("ntc-v4.safetensors", RasterImage(_texture(64, 96, 3, 9)), 60),
     }
 
 
