@@ -209,8 +209,8 @@ def test_gcx_codecs_are_benchmarked_through_the_api(monkeypatch: pytest.MonkeyPa
     ]
     monkeypatch.setattr(runner, "available_codecs", lambda: infos)
 
-    def fake_encode(image: RasterImage, codec: str, quality: float | None) -> bytes:
-        step = int(101 - quality)
+    def fake_encode(image: RasterImage, codec: str, quality: float | None, options: dict | None = None) -> bytes:
+        step = int(101 - quality) * int((options or {}).get("coarse", "1"))
         shape = np.array(image.pixels.shape, np.uint16).tobytes()
         return shape + zlib.compress((image.pixels // step * step).tobytes())
 
@@ -232,6 +232,14 @@ def test_gcx_codecs_are_benchmarked_through_the_api(monkeypatch: pytest.MonkeyPa
         runner.select_codecs(["nope"], "jpeg", known)
     with pytest.raises(CodecNotFoundError, match="lossless"):
         runner.select_codecs(None, "png", known)
+    variant = runner.select_codecs(["quant", "quant:coarse=4"], "jpeg", known)  # codec options
+    assert [c.name for c in variant] == ["jpeg", "gcx-quant", "gcx-quant:coarse=4"]
+    coarse = runner.measure(pixels, "x.png", variant[2], 95, repeats=1)
+    assert coarse.bytes == len(fake_encode(RasterImage(pixels), "quant", 95, {"coarse": "4"})) != high.bytes
+    with pytest.raises(CodecNotFoundError, match="takes no options"):
+        runner.select_codecs(["webp:method=4"], "jpeg", known)
+    with pytest.raises(CodecNotFoundError, match="expected key=value pairs"):
+        runner.select_codecs(["quant:coarse"], "jpeg", known)
 
 
 # --- the command -----------------------------------------------------------------------------------------

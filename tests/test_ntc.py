@@ -22,7 +22,7 @@ from gcx.codecs.ntc.model import NtcConfig, NtcModel
 from gcx.codecs.ntc.weights import export_weights
 from gcx.container.chunk import Chunk
 from gcx.container.reader import read_container
-from gcx.errors import CodecNotFoundError, GcxFormatError
+from gcx.errors import CodecNotFoundError, GcxFormatError, UnsupportedImageError
 from gcx.image import RasterImage
 from gcx.registry import CodecRegistry
 from gcx.train import ntc as train_ntc
@@ -326,3 +326,56 @@ def test_codec_module_does_not_import_torch() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"
     assert ntc_codec.NtcCodec.id == 2
+
+
+def test_refined_latents_never_code_worse_and_decode_as_usual(monkeypatch: pytest.MonkeyPatch) -> None:
+    """-O refine=N searches latents for one picture: its rounded rate-distortion objective can only
+    go down (step 0 is the plain analysis), and the file decodes with the ordinary decoder."""
+    from gcx.codecs.ntc import engine, refine
+
+    w = ntc_codec.load_weights()
+    rgb = photo_like(64, 96, 3, seed=11)
+    code = engine.quality_code(70)
+    pos = engine.position(code, len(w.config.lambdas))
+    seen: list[float] = []
+    real_params = refine._params
+
+    def spy(*args: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = real_params(*args)  # type: ignore[arg-type]
+        seen.append(float(out[1].abs().sum()))
+        return out
+
+    monkeypatch.setattr(refine, "_params", spy)
+    y0, _ = engine.analyse(w, rgb, code)
+    y4, _ = engine.analyse(w, rgb, code, refine=4)
+    assert len(seen) == 5 and not torch.equal(y0, y4)
+    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255.0
+    lam = refine.lagrangian(w, pos) * 255.0**2
+
+    def objective(y: torch.Tensor) -> float:
+        z, mu, idx = real_params(w, y, engine._anchors(y))
+        sigma = torch.from_numpy(refine.scale_table(w.config.scale_levels, w.config.scale_min, w.config.scale_max))
+        bits = float(-torch.log2(refine.gaussian_pmf(torch.round(y - mu).double(), sigma[idx]).clamp_min(1e-9)).sum())
+        bits += sum(t.bits(z[0, c].numpy().ravel()) for c, t in enumerate(w.z_tables))
+        x_hat = engine.synthesize(w, (torch.round(y - mu) * 64 + torch.round(mu * 64)).long(), 64, 96, code)
+        mse = float(np.mean((x_hat.astype(np.float64) / 255 - x[0].permute(1, 2, 0).numpy()) ** 2))
+        return bits / (64 * 96) + lam * mse
+
+    assert objective(y4) <= objective(y0) + 1e-3
+    data = api.encode(RasterImage(rgb), "ntc", 70, options={"refine": "4"})
+    assert api.decode(data).pixels.shape == rgb.shape
+
+
+@pytest.mark.parametrize(("value", "message"), [("x", "expected a whole number"), ("1001", "expected a whole number")])
+def test_refine_option_is_checked(value: str, message: str) -> None:
+    with pytest.raises(UnsupportedImageError, match=message):
+        api.encode(RasterImage(photo_like(16, 16, 3)), "ntc", 50, options={"refine": value})
+
+
+def test_refine_refuses_huge_pictures(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gcx.codecs.ntc import refine
+
+    monkeypatch.setattr(refine, "MAX_PIXELS", 100)
+    with pytest.raises(UnsupportedImageError, match=r"up to 0\.0001 megapixels, this one has 0\.0"):
+        api.encode(RasterImage(photo_like(16, 16, 3)), "ntc", 50, options={"refine": "2"})
+    assert api.decode(api.encode(RasterImage(photo_like(16, 16, 3)), "ntc", 50, options={"refine": "0"}))

@@ -11,7 +11,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,20 @@ class GcxCodec:
     codec: str
     lossy: bool
     version: str
+    options: tuple[tuple[str, str], ...] = ()  # codec options (`gcx-ntc:refine=40` on the command line)
 
     def encode(self, pixels: np.ndarray, quality: float | None) -> bytes:
-        return encode(RasterImage(pixels), self.codec, quality)
+        return encode(RasterImage(pixels), self.codec, quality, options=dict(self.options))
+
+    def with_options(self, spec: str) -> GcxCodec:
+        """This codec under the name NAME:SPEC, SPEC being key=value pairs joined by '+'."""
+        pairs = []
+        for item in spec.split("+"):
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise CodecNotFoundError(f"codec options {spec!r}: expected key=value pairs")
+            pairs.append((key, value))
+        return replace(self, name=f"{self.name}:{spec}", options=tuple(pairs))
 
     def decode(self, data: bytes) -> np.ndarray:
         return decode(data).pixels
@@ -68,12 +79,21 @@ def select_codecs(names: Sequence[str] | None, anchor: str, known: dict[str, Ben
     A gcx codec may be named without its gcx- prefix when no baseline has that name.
     """
     chosen = list(names) if names else [n for n in known if n not in DEFAULT_EXCLUDED]
+    known = dict(known)
     resolved = []
     for name in [anchor, *chosen]:
+        name, sep, spec = name.partition(":")
         if name not in known and GCX_PREFIX + name in known:
             name = GCX_PREFIX + name
         if name not in known:
             raise CodecNotFoundError(f"unknown codec {name!r}; known: {', '.join(known)}")
+        if sep:
+            base = known[name]
+            if not isinstance(base, GcxCodec):
+                raise CodecNotFoundError(f"codec {name!r} takes no options (only gcx codecs do)")
+            variant = base.with_options(spec)
+            known[variant.name] = variant
+            name = variant.name
         if name not in resolved:
             resolved.append(name)
     if not known[resolved[0]].lossy:

@@ -61,7 +61,8 @@ def _parse_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     callback=_parse_names,
     metavar="LIST",
     help="Comma-separated codecs: jpeg, webp, avif, jxl, png, webp-lossless, jxl-lossless, and gcx "
-    "codecs as gcx-NAME (or NAME); with --video: x264, x265, ntc-intra, nvc. Default: all but jxl-lossless. "
+    "codecs as gcx-NAME (or NAME), with options as gcx-NAME:key=value[+key=value]; "
+    "with --video: x264, x265, ntc-intra, nvc. Default: all but jxl-lossless. "
     "The anchor is always added.",
 )
 @click.option(

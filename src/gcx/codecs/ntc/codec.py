@@ -95,8 +95,14 @@ class NtcCodec(Codec):
         ALPHA_DATA: "alpha level",
     }
 
+    options: ClassVar[dict[str, str]] = {
+        "refine": "gradient steps on the latents for this picture (0..1000, default 0): smaller files at equal "
+        "quality, about 1 s per step per megapixel on 2 cores; decoding is unchanged",
+    }
+
     def encode_image(self, image: RasterImage, quality: float | None = None) -> EncodedImage:
         from gcx.codecs.ntc.engine import encode_rgb, quality_code
+        from gcx.codecs.ntc.refine import MAX_PIXELS, MAX_STEPS
 
         weights = load_weights()
         px = image.pixels
@@ -105,7 +111,15 @@ class NtcCodec(Codec):
         if not 1 <= quality <= 100:
             raise UnsupportedImageError(f"ntc quality {quality} outside 1..100")
         code = quality_code(quality)
-        hyper, latents, _ = encode_rgb(weights, colour, code)
+        refine = self.settings.get("refine", "0")
+        if not refine.isdigit() or int(refine) > MAX_STEPS:
+            raise UnsupportedImageError(f"ntc option refine={refine!r}: expected a whole number 0..{MAX_STEPS}")
+        if int(refine) and image.width * image.height > MAX_PIXELS:
+            raise UnsupportedImageError(
+                f"ntc option refine works on pictures up to {MAX_PIXELS / 1e6:g} megapixels, "
+                f"this one has {image.width * image.height / 1e6:.1f}"
+            )
+        hyper, latents, _ = encode_rgb(weights, colour, code, int(refine))
         has_alpha = image.channels in (2, 4)
         chunks = [
             Chunk(PARAMS, _NPAR.pack(code, _FLAG_ALPHA if has_alpha else 0, 0)),

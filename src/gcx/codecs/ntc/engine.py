@@ -61,13 +61,21 @@ def _grouping(idx: torch.Tensor, levels: int) -> tuple[torch.Tensor, list[int]]:
 
 
 @torch.no_grad()
-def analyse(w: NtcWeights, rgb: np.ndarray, code: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (H, W, 3) -> (latents y with the gain applied, float; hyper-latents z, int64)."""
+def analyse(w: NtcWeights, rgb: np.ndarray, code: int, refine: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (H, W, 3) -> (latents y with the gain applied, float; hyper-latents z, int64).
+
+    refine > 0: that many gradient steps on y for this picture (gcx.codecs.ntc.refine), encoder only.
+    """
     h, wd = rgb.shape[:2]
     x = torch.from_numpy(np.array(rgb, np.uint8)).permute(2, 0, 1)[None].float() / 255.0  # own, writable copy
     x = torch.nn.functional.pad(x, (0, _padded(wd) - wd, 0, _padded(h) - h), mode="replicate")
     pos = position(code, len(w.config.lambdas))
     y = _in_stripes(w.model.g_a, x, 1, 16) * w.model.gain.gain(pos)
+    if refine:
+        from gcx.codecs.ntc.refine import refine_latents
+
+        with torch.enable_grad():
+            y = refine_latents(w, x, y, pos, refine, (h, wd))
     z = torch.round(w.model.h_a(y)).clamp(-Z_LIMIT, Z_LIMIT - 1).long()
     return y, z
 
@@ -106,9 +114,9 @@ def context_params(
 
 
 @torch.no_grad()
-def encode_rgb(w: NtcWeights, rgb: np.ndarray, code: int) -> tuple[bytes, list[bytes], float]:
+def encode_rgb(w: NtcWeights, rgb: np.ndarray, code: int, refine: int = 0) -> tuple[bytes, list[bytes], float]:
     """uint8 (H, W, 3) -> (NHYP payload, NLAT payloads (two with a context model), estimated bits)."""
-    y, z = analyse(w, rgb, code)
+    y, z = analyse(w, rgb, code, refine)
     z_groups = hyper_groups(w, z)
     if w.context is None:
         mu, idx = hyper_outputs(w.hyper, z, w.config.m)

@@ -65,7 +65,7 @@ class NtcWeights:
         )
         if unexpected or any(k.startswith(_FLOAT_PREFIXES) for k in missing):
             raise ValueError(f"{path}: float tensors do not match the configuration")
-        model.eval().to(memory_format=torch.channels_last)  # about 1.5x faster convolutions on CPU
+        model.eval().requires_grad_(False).to(memory_format=torch.channels_last)  # channels_last: 1.5x faster on CPU
         hyper = IntNet(int_layers(t, "hs", meta["hyper_decoder"]), -Z_LIMIT, Z_LIMIT - 1)
         hyper.check_bounds()
         context = None
