@@ -10,7 +10,7 @@ import torch
 from gcx.codecs.ntc.model import NtcConfig, NtcModel
 from gcx.train import ntc as train_ntc
 from gcx.train.loop import learning_rate
-from gcx.train.widen import widen
+from gcx.train.widen import widen, widen_transforms
 from tests.conftest import photo_like
 from tests.test_ntc import _loss, _train_args, photos  # noqa: F401  (fixture)
 
@@ -58,23 +58,50 @@ def test_widened_model_decodes_what_the_narrow_one_decodes() -> None:
     assert wide.g_a[-1].weight.grad[8:].abs().sum() > 0
 
 
+@torch.no_grad()
+def test_wider_transforms_decode_what_the_narrow_ones_decode() -> None:
+    narrow = _model(0)
+    wide = widen_transforms(narrow, 12, torch.Generator().manual_seed(1))
+    assert wide.config.n == 12 and wide.config.m == NARROW.m
+    assert wide.g_a[2].weight.shape == (12, 12, 5, 5) and wide.g_s[6].weight.shape == (12, 3, 5, 5)
+    x = _image(4)
+    for level in (0.0, 3.5, float(len(NARROW.lambdas) - 1)):
+        a = narrow(x, torch.tensor(level), torch.Generator().manual_seed(7))
+        b = wide(x, torch.tensor(level), torch.Generator().manual_seed(7))
+        for key in ("x_hat", "bits_y", "bits_z"):
+            assert torch.allclose(a[key], b[key], rtol=1e-5, atol=1e-5), (level, key)
+        hidden = wide.g_a[:2](x)
+        assert hidden[:, 8:].abs().sum() > 0  # the new units are active, so their outgoing weights learn
+    wide.train()
+    with torch.enable_grad():
+        out = wide(x, torch.tensor(3.0), torch.Generator().manual_seed(7))
+        ((out["x_hat"] - x) ** 2).mean().backward()
+    for layer in (wide.g_a[2], wide.g_a[6], wide.g_s[2], wide.g_s[6]):
+        grad = layer.weight.grad
+        new_inputs = grad[:, 8:] if isinstance(layer, torch.nn.Conv2d) else grad[8:]
+        assert new_inputs.abs().sum() > 0, layer
+
+
 def test_widening_refuses_what_it_cannot_do() -> None:
     narrow = _model(0)
     with pytest.raises(ValueError, match="more channels than the model's 8"):
         widen(narrow, 8, torch.Generator())
     with pytest.raises(ValueError, match="rise above the model's highest lambda"):
         widen(narrow, 16, torch.Generator(), (NARROW.lambdas[-1],))
+    with pytest.raises(ValueError, match="more hidden channels than the model's 8"):
+        widen_transforms(narrow, 8, torch.Generator())
 
 
 def test_a_run_initialised_from_a_checkpoint_trains_on_and_resumes(photos: Path, tmp_path: Path) -> None:  # noqa: F811
     source = train_ntc.train(_train_args(photos, tmp_path / "narrow", steps=10))
-    args = dict(steps=30, init_from=str(source), m=16, extra_lambdas=[0.2], warmup=5)
+    args = dict(steps=30, init_from=str(source), m=16, n=12, extra_lambdas=[0.2], warmup=5)
     whole = train_ntc.train(_train_args(photos, tmp_path / "wide", **args))
     trained, state = train_ntc.load_checkpoint_model(whole, ema=False)
-    assert trained.config.m == 16 and len(trained.config.lambdas) == len(NARROW.lambdas) + 1
-    assert state["init_from"] == {"checkpoint": str(source), "step": 10, "m": 16, "extra_lambdas": (0.2,)}
+    assert trained.config.m == 16 and trained.config.n == 12 and len(trained.config.lambdas) == len(NARROW.lambdas) + 1
+    assert state["init_from"] == {"checkpoint": str(source), "step": 10, "m": 16, "n": 12, "extra_lambdas": (0.2,)}
     start, _ = train_ntc.load_checkpoint_model(source)
-    start = widen(start, 16, torch.Generator().manual_seed(0), (0.2,))
+    gen = torch.Generator().manual_seed(0)
+    start = widen_transforms(widen(start, 16, gen, (0.2,)), 12, gen)
     x = _image(9)
     assert _loss(trained, x) < _loss(start, x)
     # stopped and resumed, the widened run ends where the uninterrupted one did

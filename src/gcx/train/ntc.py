@@ -39,17 +39,21 @@ def train(args: argparse.Namespace) -> Path:
     if state is not None:
         config = NtcConfig.from_dict(state["config"])
         meta = {k: state[k] for k in ("init_from",) if k in state}
-    elif args.init_from:  # a fresh run from a trained checkpoint's EMA weights, widened to --m
-        from gcx.train.widen import widen
+    elif args.init_from:  # a fresh run from a trained checkpoint's EMA weights, widened to --m and --n
+        from gcx.train.widen import widen, widen_transforms
 
-        narrow, source = load_checkpoint_model(args.init_from)
-        extra = tuple(args.extra_lambdas)
-        wide = widen(narrow, args.m, torch.Generator().manual_seed(args.seed), extra)
+        wide, source = load_checkpoint_model(args.init_from)
+        gen = torch.Generator().manual_seed(args.seed)
+        m, n, extra = args.m or wide.config.m, args.n or wide.config.n, tuple(args.extra_lambdas)
+        if m != wide.config.m or extra:
+            wide = widen(wide, m, gen, extra)
+        if n != wide.config.n:
+            wide = widen_transforms(wide, n, gen)
         config, start = wide.config, wide.state_dict()
-        origin = {"checkpoint": str(args.init_from), "step": source["step"], "m": args.m, "extra_lambdas": extra}
+        origin = {"checkpoint": str(args.init_from), "step": source["step"], "m": m, "n": n, "extra_lambdas": extra}
         meta = {"init_from": origin}
     else:
-        config = NtcConfig(n=args.n, m=args.m, mz=args.mz, context=args.context)
+        config = NtcConfig(n=args.n or NtcConfig.n, m=args.m or NtcConfig.m, mz=args.mz, context=args.context)
         meta = {}
     torch.manual_seed(args.seed)  # parameter init; everything later draws from run.gen
     model = NtcModel(config)
@@ -97,12 +101,12 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--detail-candidates", type=int, default=1, help="each crop: the most detailed of this many random ones"
     )
-    p.add_argument("--n", type=int, default=NtcConfig.n)
-    p.add_argument("--m", type=int, default=NtcConfig.m)
+    p.add_argument("--n", type=int, default=0, help=f"hidden channels (default {NtcConfig.n}; --init-from: widen to)")
+    p.add_argument("--m", type=int, default=0, help=f"latent channels (default {NtcConfig.m}; --init-from: widen to)")
     p.add_argument("--mz", type=int, default=NtcConfig.mz)
     p.add_argument("--context", type=int, default=192, help="context-model hidden channels (0: none)")
     p.add_argument(
-        "--init-from", default="", help="start a new run from this checkpoint's EMA weights, latent widened to --m"
+        "--init-from", default="", help="start a new run from this checkpoint's EMA weights, widened to --m/--n"
     )
     p.add_argument(
         "--extra-lambdas", type=float, nargs="*", default=[], help="with --init-from: rate points added above the top"

@@ -1,4 +1,4 @@
-"""Widen a trained ntc model's latent (M channels) without changing what it decodes.
+"""Widen a trained ntc model (latent channels M, hidden channels N) without changing what it decodes.
 
 ntc's high rates are capped by the latent width: with M=128 channels per 16x16 block the
 transforms cannot reconstruct the validation photos above about 33.7 dB even with unrounded
@@ -100,5 +100,68 @@ def widen(model: NtcModel, m_new: int, generator: torch.Generator, extra_lambdas
         g = src[f"{unit}.log_gain"]
         g = torch.cat([g, g.mean(1, keepdim=True).expand(-1, add)], 1)
         dst[f"{unit}.log_gain"] = _extend_gains(g, len(extra_lambdas))
+    wide.load_state_dict(dst)
+    return wide
+
+
+def _grow(t: torch.Tensor, dim: int, size: int, fill: torch.Tensor | None = None) -> torch.Tensor:
+    """`t` extended along `dim` to `size` with `fill` (zeros when None)."""
+    shape = list(t.shape)
+    shape[dim] = size - t.shape[dim]
+    extra = torch.zeros(shape, dtype=t.dtype) if fill is None else fill.reshape(shape).to(t.dtype)
+    return torch.cat([t, extra], dim)
+
+
+@torch.no_grad()
+def widen_transforms(model: NtcModel, n_new: int, generator: torch.Generator) -> NtcModel:
+    """A model whose transforms have `n_new` hidden channels and that decodes exactly what `model` does.
+
+    `python -m gcx.train.ntc ceiling` showed that ntc-v4's transforms reconstruct even the textured
+    training photos at only about 31 dB with unrounded latents: N=96 hidden channels, not the
+    latent width, cap the high rates. Each new hidden channel is a fresh unit (random incoming
+    weights, a GDN that normalises it by itself only) whose outgoing weights are zero, so nothing
+    downstream changes until training gives them weight; the gradient reaches the outgoing weights
+    at once because the new units are active.
+    """
+    c = model.config
+    n = c.n
+    if n_new <= n:
+        raise ValueError(f"widening needs more hidden channels than the model's {n}, got {n_new}")
+    wide = NtcModel(replace(c, n=n_new))
+    src = model.state_dict()
+    dst: dict[str, torch.Tensor] = {}
+
+    def layer(name: str, transposed: bool, new_out: bool, new_in: bool) -> None:
+        """New output channels: fresh weights, zero bias; new input channels: read with zero weights."""
+        w, b = src[f"{name}.weight"], src[f"{name}.bias"]
+        out_dim, in_dim = (1, 0) if transposed else (0, 1)
+        if new_out:
+            shape = list(w.shape)
+            shape[out_dim] = n_new - n
+            fan_in = w.shape[in_dim] * w.shape[2] * w.shape[3]
+            w = _grow(w, out_dim, n_new, _fresh(torch.Size(shape), generator, fan_in))
+            b = _grow(b, 0, n_new)
+        dst[f"{name}.weight"] = _grow(w, in_dim, n_new) if new_in else w
+        dst[f"{name}.bias"] = b
+
+    def gdn(name: str) -> None:
+        """The new channels are normalised by themselves only: the old ones' norms are unchanged."""
+        g = _grow(_grow(src[f"{name}.gamma_sqrt"], 0, n_new), 1, n_new)
+        for i in range(n, n_new):
+            g[i, i] = 0.1**0.5
+        dst[f"{name}.gamma_sqrt"] = g
+        dst[f"{name}.beta_sqrt"] = _grow(src[f"{name}.beta_sqrt"], 0, n_new, torch.ones(n_new - n))
+
+    for part, transposed in (("g_a", False), ("g_s", True)):  # conv, GDN, conv, GDN, conv, GDN, conv
+        for i in (0, 2, 4, 6):
+            layer(f"{part}.{i}", transposed, new_out=i < 6, new_in=i > 0)
+        for i in (1, 3, 5):
+            gdn(f"{part}.{i}")
+    for i in (0, 2, 4):  # h_a: conv(m -> n), LeakyReLU, conv(n -> n), LeakyReLU, conv(n -> mz)
+        layer(f"h_a.{i}", False, new_out=i < 4, new_in=i > 0)
+    layer("h_s.0", True, new_out=True, new_in=False)  # h_s: deconv(mz -> n), ReLU, deconv(n -> 3m/2), ...
+    layer("h_s.2", True, new_out=False, new_in=True)
+    for name, value in src.items():  # everything that does not depend on N is copied as it is
+        dst.setdefault(name, value.clone())
     wide.load_state_dict(dst)
     return wide
