@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 
 import matplotlib
-from PIL import Image
+from PIL import Image, ImageOps
 
 PACKAGES = (
     "plasma-workspace-wallpapers",
@@ -31,6 +31,12 @@ PACKAGES = (
     "stellarium-data",
     "opencv-doc",
     "lomiri-wallpapers-20.04",
+    "kphotoalbum",
+    "tuxpaint-data",
+    "forensics-samples-files",
+    "libvigraimpex-dev",
+    "libjxl-testdata",
+    "lxqt-themes",
 )
 # Single textured photos from packages that mostly ship other things (wallpapers are mostly sky and blur)
 TEXTURED = (
@@ -42,6 +48,21 @@ TEXTURED = (
         "usr/share/stellarium/scenery3d/Testscene/TX_Stellarium-Testscene/Bodenbelag_Schotter_Indisch.jpg",
     ),
     ("stellarium_grass", "usr/share/stellarium/landscapes/guereins/guereinsb.png"),
+)
+# Camera photos that packages ship as demos, templates, test data or wallpapers (session 7 surveyed the
+# archive: no larger source of natural, lightly compressed photos was found)
+LXQT_PHOTOS = (
+    "Valendas.png", "after-the-rain.jpg", "appleflower.png", "beam.png", "butterfly.png", "cloud.png",
+    "drop.png", "flowers.png", "fog.jpg", "this-is-not-windows.jpg",
+)  # fmt: skip
+PHOTO_GLOBS = (
+    ("kphotoalbum", "usr/share/kphotoalbum/demo/*.jpg"),  # snapshots: faces, dogs, sea, snow
+    ("tuxpaint", "usr/share/tuxpaint/templates/*.jpg"),  # bark, moss, rocks, waves, sheep
+    ("forensics", "usr/share/forensics-samples/original-files/pic*/IMG*"),  # phone photos up to 4000x3000
+    ("vigra", "usr/share/doc/libvigraimpex-dev/examples/oi.png"),
+    ("jxl", "usr/share/libjxl-testdata/jxl/flower/flower.png"),
+    ("jxl", "usr/share/libjxl-testdata/external/wesaturate/500px/*_srgb8.png"),
+    *(("lxqt", f"usr/share/lxqt/wallpapers/{name}") for name in LXQT_PHOTOS),  # the rest are renders
 )
 # OpenCV's sample photos (opencv-doc): the natural, colour ones compressed at 1.5 bpp or more; stereo
 # and sequence pairs keep one side, renders, documents, charts and motion-blurred shots are left out
@@ -116,6 +137,7 @@ def _sources(root: Path) -> list[tuple[str, Path]]:
         + ([("matplotlib_grace_hopper", hopper)] if hopper.exists() else [])
         + [(f"opencv_{Path(n).stem}", root / OPENCV_DIR / n) for n in OPENCV if (root / OPENCV_DIR / n).exists()]
         + [(f"sklearn_{Path(n).stem}", root / "wheel" / n) for n in SKLEARN_PHOTOS]
+        + [(f"{prefix}_{f.stem}", f) for prefix, pattern in PHOTO_GLOBS for f in sorted(root.glob(pattern))]
     )
 
 
@@ -128,7 +150,7 @@ def downscale_factor(width: int, height: int) -> int:
 def prepare(src: Path) -> Image.Image:
     """Load as RGB, crop to a multiple of the factor and box-downscale."""
     with Image.open(src) as im:
-        im = im.convert("RGB")
+        im = ImageOps.exif_transpose(im).convert("RGB")  # some demo photos are stored sideways
     f = downscale_factor(*im.size)
     w, h = im.size[0] // f * f, im.size[1] // f * f
     return im.crop((0, 0, w, h)).reduce(f) if f > 1 else im
