@@ -18,7 +18,7 @@ from PIL import Image
 from gcx import api
 from gcx.codecs.ntc import codec as ntc_codec
 from gcx.codecs.ntc.codec import DEFAULT_WEIGHTS, WEIGHTS_ENV, NtcCodec
-from gcx.codecs.ntc.model import NtcConfig, NtcModel
+from gcx.codecs.ntc.model import NtcConfig, NtcModel, ResidualUnit
 from gcx.codecs.ntc.weights import export_weights
 from gcx.container.chunk import Chunk
 from gcx.container.reader import read_container
@@ -30,7 +30,7 @@ from gcx.train.loop import PROGRESS
 from tests.conftest import photo_like, run_on_machines
 
 TINY = NtcConfig(n=8, m=8, mz=8)
-TINY_CONTEXT = NtcConfig(n=8, m=8, mz=8, context=8)
+TINY_CONTEXT = NtcConfig(n=8, m=8, mz=8, context=8, residual=1)  # and residual units
 
 
 def _tiny_weights(path: Path, seed: int, config: NtcConfig = TINY) -> Path:
@@ -38,6 +38,8 @@ def _tiny_weights(path: Path, seed: int, config: NtcConfig = TINY) -> Path:
     model = NtcModel(config)
     if config.context:  # trained context nets are not zero: make this one matter
         torch.nn.init.normal_(model.ctx[-1].weight, std=0.3)
+    for unit in (m for m in model.modules() if isinstance(m, ResidualUnit)):  # nor are trained units
+        torch.nn.init.normal_(unit.out.weight, std=0.3)
     calib = torch.from_numpy(photo_like(64, 128, 3, seed)).permute(2, 0, 1)[None].float() / 255
     export_weights(model, calib, path)
     return path
@@ -154,11 +156,15 @@ def test_resumed_run_is_bit_identical(photos: Path, tmp_path: Path) -> None:
 # ---- codec ------------------------------------------------------------------------------------
 
 
-def test_row_stripes_match_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("deep", [False, True])
+def test_row_stripes_match_one_pass(deep: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Large pictures run the float transforms in row stripes: the latents must match a one-pass
-    analysis up to float summation order, and the pixels a one-pass synthesis to within 1."""
+    analysis up to float summation order, and the pixels a one-pass synthesis to within 1 (also
+    with residual units, which widen the transforms' reach)."""
     from gcx.codecs.ntc import engine
 
+    if deep:
+        monkeypatch.setenv(WEIGHTS_ENV, str(_tiny_weights(tmp_path / "deep.safetensors", 2, TINY_CONTEXT)))
     w = ntc_codec.load_weights()
     rgb = photo_like(300, 96, 3, seed=5)
     code = engine.quality_code(60)

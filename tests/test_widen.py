@@ -1,4 +1,4 @@
-"""Widening a trained ntc model's latent: same decoded output at first, then it trains on."""
+"""Widening or deepening a trained ntc model: same decoded output at first, then it trains on."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from gcx.codecs.ntc.model import NtcConfig, NtcModel
+from gcx.codecs.ntc.model import NtcConfig, NtcModel, ResidualUnit
 from gcx.train import ntc as train_ntc
 from gcx.train.loop import learning_rate
-from gcx.train.widen import widen, widen_transforms
+from gcx.train.widen import deepen, widen, widen_transforms
 from tests.conftest import photo_like
 from tests.test_ntc import _loss, _train_args, photos  # noqa: F401  (fixture)
 
@@ -82,6 +82,25 @@ def test_wider_transforms_decode_what_the_narrow_ones_decode() -> None:
         assert new_inputs.abs().sum() > 0, layer
 
 
+@torch.no_grad()
+def test_deeper_transforms_decode_what_the_plain_ones_decode() -> None:
+    plain = _model(0)
+    deep = deepen(plain, 2, torch.Generator().manual_seed(1))
+    assert deep.config.residual == 2 and len(deep.g_a) == len(plain.g_a) + 4 and len(deep.g_s) == len(plain.g_s) + 4
+    x = _image(5)
+    for level in (0.0, 3.5, float(len(NARROW.lambdas) - 1)):
+        a = plain(x, torch.tensor(level), torch.Generator().manual_seed(7))
+        b = deep(x, torch.tensor(level), torch.Generator().manual_seed(7))
+        for key in ("x_hat", "bits_y", "bits_z"):
+            assert torch.equal(a[key], b[key]), (level, key)  # identity units: not even rounding differs
+    deep.train()
+    with torch.enable_grad():
+        out = deep(x, torch.tensor(3.0), torch.Generator().manual_seed(7))
+        ((out["x_hat"] - x) ** 2).mean().backward()
+    units = [m for m in (*deep.g_a, *deep.g_s) if isinstance(m, ResidualUnit)]
+    assert len(units) == 8 and all(u.out.weight.grad.abs().sum() > 0 for u in units)  # they learn at once
+
+
 def test_widening_refuses_what_it_cannot_do() -> None:
     narrow = _model(0)
     with pytest.raises(ValueError, match="more channels than the model's 8"):
@@ -90,6 +109,12 @@ def test_widening_refuses_what_it_cannot_do() -> None:
         widen(narrow, 16, torch.Generator(), (NARROW.lambdas[-1],))
     with pytest.raises(ValueError, match="more hidden channels than the model's 8"):
         widen_transforms(narrow, 8, torch.Generator())
+    with pytest.raises(ValueError, match="at least one residual unit"):
+        deepen(narrow, 0, torch.Generator())
+    deep = deepen(narrow, 1, torch.Generator())
+    for grow in (lambda m: widen(m, 16, torch.Generator()), lambda m: deepen(m, 2, torch.Generator())):
+        with pytest.raises(ValueError, match="already has residual units"):
+            grow(deep)
 
 
 def test_a_run_initialised_from_a_checkpoint_trains_on_and_resumes(photos: Path, tmp_path: Path) -> None:  # noqa: F811
@@ -98,7 +123,8 @@ def test_a_run_initialised_from_a_checkpoint_trains_on_and_resumes(photos: Path,
     whole = train_ntc.train(_train_args(photos, tmp_path / "wide", **args))
     trained, state = train_ntc.load_checkpoint_model(whole, ema=False)
     assert trained.config.m == 16 and trained.config.n == 12 and len(trained.config.lambdas) == len(NARROW.lambdas) + 1
-    assert state["init_from"] == {"checkpoint": str(source), "step": 10, "m": 16, "n": 12, "extra_lambdas": (0.2,)}
+    origin = {"checkpoint": str(source), "step": 10, "m": 16, "n": 12, "extra_lambdas": (0.2,), "residual": 0}
+    assert state["init_from"] == origin
     start, _ = train_ntc.load_checkpoint_model(source)
     gen = torch.Generator().manual_seed(0)
     start = widen_transforms(widen(start, 16, gen, (0.2,)), 12, gen)
@@ -120,3 +146,15 @@ def test_warmup_ramps_the_learning_rate() -> None:
     assert learning_rate(50, 100, 1.0, 0.1, warmup=10) == 1.0
     assert learning_rate(50, 100, 1.0, 0.1) == 1.0
     assert learning_rate(99, 100, 1.0, 0.1, warmup=10) < 0.05  # the decay is unchanged
+
+
+def test_a_deepened_bf16_run_trains_on(photos: Path, tmp_path: Path) -> None:  # noqa: F811
+    source = train_ntc.train(_train_args(photos, tmp_path / "plain", steps=10))
+    deep = train_ntc.train(
+        _train_args(photos, tmp_path / "deep", steps=30, init_from=str(source), residual=1, bf16=True, warmup=5)
+    )
+    trained, state = train_ntc.load_checkpoint_model(deep, ema=False)
+    assert trained.config.residual == 1 and state["init_from"]["residual"] == 1
+    start = deepen(train_ntc.load_checkpoint_model(source)[0], 1, torch.Generator().manual_seed(0))
+    x = _image(9)
+    assert _loss(trained, x) < _loss(start, x)

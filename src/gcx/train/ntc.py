@@ -40,7 +40,7 @@ def train(args: argparse.Namespace) -> Path:
         config = NtcConfig.from_dict(state["config"])
         meta = {k: state[k] for k in ("init_from",) if k in state}
     elif args.init_from:  # a fresh run from a trained checkpoint's EMA weights, widened to --m and --n
-        from gcx.train.widen import widen, widen_transforms
+        from gcx.train.widen import deepen, widen, widen_transforms
 
         wide, source = load_checkpoint_model(args.init_from)
         gen = torch.Generator().manual_seed(args.seed)
@@ -49,11 +49,16 @@ def train(args: argparse.Namespace) -> Path:
             wide = widen(wide, m, gen, extra)
         if n != wide.config.n:
             wide = widen_transforms(wide, n, gen)
+        if args.residual and args.residual != wide.config.residual:
+            wide = deepen(wide, args.residual, gen)
         config, start = wide.config, wide.state_dict()
         origin = {"checkpoint": str(args.init_from), "step": source["step"], "m": m, "n": n, "extra_lambdas": extra}
+        origin["residual"] = args.residual
         meta = {"init_from": origin}
     else:
-        config = NtcConfig(n=args.n or NtcConfig.n, m=args.m or NtcConfig.m, mz=args.mz, context=args.context)
+        config = NtcConfig(
+            n=args.n or NtcConfig.n, m=args.m or NtcConfig.m, mz=args.mz, context=args.context, residual=args.residual
+        )
         meta = {}
     torch.manual_seed(args.seed)  # parameter init; everything later draws from run.gen
     model = NtcModel(config)
@@ -69,7 +74,7 @@ def train(args: argparse.Namespace) -> Path:
         lr = run.start_step()
         x = data.batch(args.batch, run.gen, args.detail_candidates).contiguous(memory_format=torch.channels_last)
         level = int(torch.randint(len(lambdas), (1,), generator=run.gen))
-        result = model(x, torch.tensor(float(level)), run.gen)
+        result = model(x, torch.tensor(float(level)), run.gen, args.bf16)
         pixels = x.shape[0] * x.shape[2] * x.shape[3]
         bpp = (result["bits_y"] + result["bits_z"]) / pixels
         mse = torch.mean((result["x_hat"] - x) ** 2)
@@ -104,6 +109,10 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=0, help=f"hidden channels (default {NtcConfig.n}; --init-from: widen to)")
     p.add_argument("--m", type=int, default=0, help=f"latent channels (default {NtcConfig.m}; --init-from: widen to)")
     p.add_argument("--mz", type=int, default=NtcConfig.mz)
+    p.add_argument(
+        "--residual", type=int, default=0, help="residual units per scale (--init-from: deepen a plain model to)"
+    )
+    p.add_argument("--bf16", action="store_true", help="transforms in bfloat16 (about 2.8x faster with AMX)")
     p.add_argument("--context", type=int, default=192, help="context-model hidden channels (0: none)")
     p.add_argument(
         "--init-from", default="", help="start a new run from this checkpoint's EMA weights, widened to --m/--n"

@@ -29,6 +29,7 @@ class NtcConfig:
     scale_levels: int = 64
     prior_mixture: int = 3  # logistics per hyper-latent channel in the factorized prior
     context: int = 0  # hidden channels of the checkerboard context model (0: none, the v1 weights)
+    residual: int = 0  # residual units at the 1/4 and 1/8 scales of each transform (0: none, up to v5)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,6 +39,7 @@ class NtcConfig:
         data = dict(data)
         data["lambdas"] = tuple(data["lambdas"])
         data.setdefault("context", 0)  # written before the context model existed
+        data.setdefault("residual", 0)  # written before the residual units existed
         return cls(**data)
 
     @property
@@ -51,6 +53,25 @@ def _conv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
 
 def _deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, k, stride, k // 2, output_padding=stride - 1)
+
+
+class ResidualUnit(nn.Module):
+    """x + conv1x1(LeakyReLU(conv3x3(x))), the 1x1 starting at zero: depth that begins as the identity.
+
+    Zero at the start lets units be added to a trained model (gcx.train.widen.deepen) without
+    changing what it decodes; the 1x1 output keeps the parameter count low (164k at N=128).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
+        self.act = nn.LeakyReLU(inplace=True)
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.out(self.act(self.conv(x)))
 
 
 class FactorizedPrior(nn.Module):
@@ -103,15 +124,24 @@ class NtcModel(nn.Module):
         super().__init__()
         self.config = config
         n, m, mz = config.n, config.m, config.mz
-        self.g_a = nn.Sequential(_conv(3, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n), _conv(n, m))
+        units = config.residual
+
+        def res() -> list[nn.Module]:
+            return [ResidualUnit(n) for _ in range(units)]
+
+        self.g_a = nn.Sequential(
+            *(_conv(3, n), GDN(n), _conv(n, n), GDN(n)),
+            *res(),  # 1/4 scale
+            *(_conv(n, n), GDN(n)),
+            *res(),  # 1/8 scale
+            _conv(n, m),
+        )
         self.g_s = nn.Sequential(
-            _deconv(m, n),
-            GDN(n, True),
-            _deconv(n, n),
-            GDN(n, True),
-            _deconv(n, n),
-            GDN(n, True),
-            _deconv(n, 3),
+            *(_deconv(m, n), GDN(n, True)),
+            *res(),  # 1/8 scale
+            *(_deconv(n, n), GDN(n, True)),
+            *res(),  # 1/4 scale
+            *(_deconv(n, n), GDN(n, True), _deconv(n, 3)),
         )
         self.h_a = nn.Sequential(
             _conv(m, n, 3, 1),
@@ -163,9 +193,17 @@ class NtcModel(nn.Module):
         c = self.config
         return torch.exp(math.log(c.scale_min) + t.clamp(0, c.scale_levels - 1) * c.log_scale_step)
 
-    def forward(self, x: torch.Tensor, position: torch.Tensor, generator: torch.Generator | None = None) -> dict:
-        """Training pass: noise for the rate terms, straight-through rounding for what decoders see."""
-        y = self.g_a(x) * self.gain.gain(position)
+    def forward(
+        self, x: torch.Tensor, position: torch.Tensor, generator: torch.Generator | None = None, bf16: bool = False
+    ) -> dict:
+        """Training pass: noise for the rate terms, straight-through rounding for what decoders see.
+
+        bf16: run the two transforms under bfloat16 autocast (about 2.8x faster on CPUs with AMX);
+        the entropy model and everything that rounds stay float32.
+        """
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            y = self.g_a(x)
+        y = y.float() * self.gain.gain(position)
         z = self.h_a(y)
         z_hat = z + (torch.round(z) - z).detach()
         z_noisy = z + torch.rand(z.shape, generator=generator, dtype=z.dtype) - 0.5
@@ -182,5 +220,6 @@ class NtcModel(nn.Module):
         y_noisy_res = y + torch.rand(y.shape, generator=generator, dtype=y.dtype) - 0.5 - mu
         bits_y = -torch.log2(gaussian_pmf(y_noisy_res, sigma).clamp_min(1e-9)).sum()
         bits_z = -torch.log2(self.prior.pmf(z_noisy).clamp_min(1e-9)).sum()
-        x_hat = self.g_s(y_hat * self.inv_gain.gain(position))
-        return {"x_hat": x_hat, "bits_y": bits_y, "bits_z": bits_z}
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            x_hat = self.g_s(y_hat * self.inv_gain.gain(position))
+        return {"x_hat": x_hat.float(), "bits_y": bits_y, "bits_z": bits_z}
