@@ -148,10 +148,12 @@ def test_warmup_ramps_the_learning_rate() -> None:
     assert learning_rate(99, 100, 1.0, 0.1, warmup=10) < 0.05  # the decay is unchanged
 
 
-def test_a_deepened_bf16_run_trains_on(photos: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_a_deepened_compiled_bf16_run_trains_on(photos: Path, tmp_path: Path) -> None:  # noqa: F811
     source = train_ntc.train(_train_args(photos, tmp_path / "plain", steps=10))
     deep = train_ntc.train(
-        _train_args(photos, tmp_path / "deep", steps=30, init_from=str(source), residual=1, bf16=True, warmup=5)
+        _train_args(
+            photos, tmp_path / "deep", steps=30, init_from=str(source), residual=1, bf16=True, warmup=5, compile=True
+        )
     )
     trained, state = train_ntc.load_checkpoint_model(deep, ema=False)
     assert trained.config.residual == 1 and state["init_from"]["residual"] == 1

@@ -65,6 +65,9 @@ def train(args: argparse.Namespace) -> Path:
     if start is not None:
         model.load_state_dict(start)
     model = model.to(memory_format=torch.channels_last)
+    if args.compile:  # in place: the state-dict keys stay those of the plain modules
+        model.g_a.compile()
+        model.g_s.compile()
     run = Run(model, args, state, {"config": config.to_dict(), **meta})
     lambdas = torch.tensor(config.lambdas)
     acc = {"loss": 0.0, "bpp": 0.0, "n": 0}
@@ -112,6 +115,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--residual", type=int, default=0, help="residual units per scale (--init-from: deepen a plain model to)"
     )
+    p.add_argument("--compile", action="store_true", help="torch.compile the transforms (about 17%% faster)")
     p.add_argument("--bf16", action="store_true", help="transforms in bfloat16 (about 2.8x faster with AMX)")
     p.add_argument("--context", type=int, default=192, help="context-model hidden channels (0: none)")
     p.add_argument(
