@@ -1,0 +1,66 @@
+"""Integer block motion: finds known shifts, compensates exactly, refuses what it cannot do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gcx.codecs.nvc.motion import BLOCK, MAX_VECTOR, compensate, estimate
+from tests.conftest import photo_like
+
+
+def _shifted(rgb: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """`rgb` moved by (dy, dx): pixel (r, c) of the result is pixel (r - dy, c - dx) of the source."""
+    h, w = rgb.shape[:2]
+    rows = np.clip(np.arange(h) - dy, 0, h - 1)
+    cols = np.clip(np.arange(w) - dx, 0, w - 1)
+    return rgb[rows[:, None], cols[None, :]]
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (3, -5), (-11, 18), (26, 7)])
+def test_a_global_shift_is_found_and_predicts_the_frame(shift: tuple[int, int]) -> None:
+    ref = photo_like(96, 128, 3, seed=2)
+    cur = _shifted(ref, *shift)
+    vectors = estimate(cur, ref)
+    assert vectors.shape == (96 // BLOCK, 128 // BLOCK, 2)
+    inner = vectors[2:-2, 2:-2]  # away from the edges, where replication makes other vectors as good
+    assert (inner == [-shift[0], -shift[1]]).all()
+    pred = compensate(ref, vectors)
+    assert pred.dtype == np.uint8 and pred.shape == ref.shape
+    rows = slice(2 * BLOCK, -2 * BLOCK)
+    cols = slice(2 * BLOCK, -2 * BLOCK)
+    assert np.array_equal(pred[rows, cols], cur[rows, cols])
+
+
+def test_compensation_copies_blocks_exactly() -> None:
+    ref = photo_like(48, 64, 3, seed=4)
+    rng = np.random.default_rng(0)
+    vectors = rng.integers(-20, 21, size=(3, 4, 2))
+    pred = compensate(ref, vectors)
+    for by in range(3):
+        for bx in range(4):
+            dy, dx = vectors[by, bx]
+            rows = np.clip(np.arange(BLOCK) + by * BLOCK + dy, 0, 47)
+            cols = np.clip(np.arange(BLOCK) + bx * BLOCK + dx, 0, 63)
+            block = pred[by * BLOCK : (by + 1) * BLOCK, bx * BLOCK : (bx + 1) * BLOCK]
+            assert np.array_equal(block, ref[rows[:, None], cols[None, :]])
+
+
+def test_estimation_is_deterministic_and_prefers_zero_on_flat_content() -> None:
+    flat = np.full((64, 64, 3), 128, np.uint8)
+    assert not estimate(flat, flat).any()
+    cur = photo_like(64, 80, 3, seed=7)
+    ref = photo_like(64, 80, 3, seed=8)
+    assert np.array_equal(estimate(cur, ref), estimate(cur.copy(), ref.copy()))
+
+
+def test_bad_input_is_refused() -> None:
+    ref = photo_like(32, 32, 3, seed=1)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        estimate(ref[:30], ref[:30])
+    with pytest.raises(ValueError, match="one size"):
+        estimate(ref, photo_like(32, 48, 3, seed=1))
+    with pytest.raises(ValueError, match="do not tile"):
+        compensate(ref, np.zeros((3, 2, 2), np.int64))
+    with pytest.raises(ValueError, match="beyond"):
+        compensate(ref, np.full((2, 2, 2), MAX_VECTOR + 1, np.int64))
