@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gcx.codecs.nvc.motion import BLOCK, MAX_VECTOR, compensate, estimate
+from gcx.codecs.nvc.motion import BLOCK, MAX_VECTOR, TABLES, compensate, decode_vectors, encode_vectors, estimate
+from gcx.errors import GcxFormatError
 from tests.conftest import photo_like
 
 
@@ -64,3 +65,38 @@ def test_bad_input_is_refused() -> None:
         compensate(ref, np.zeros((3, 2, 2), np.int64))
     with pytest.raises(ValueError, match="beyond"):
         compensate(ref, np.full((2, 2, 2), MAX_VECTOR + 1, np.int64))
+
+
+@pytest.mark.parametrize("kind", ["zero", "smooth", "random"])
+def test_motion_fields_round_trip_exactly(kind: str) -> None:
+    rng = np.random.default_rng(5)
+    if kind == "zero":
+        field = np.zeros((4, 7, 2), np.int64)
+    elif kind == "smooth":
+        field = np.broadcast_to(np.array([3, -9]), (9, 12, 2)).copy()
+        field[4:6, 2:5] += (1, -2)
+    else:
+        field = rng.integers(-MAX_VECTOR, MAX_VECTOR + 1, size=(5, 6, 2))
+    payload = encode_vectors(field)
+    assert np.array_equal(decode_vectors(payload, *field.shape[:2], "VFRM"), field)
+    blocks = field.shape[0] * field.shape[1]
+    if kind == "zero":  # table choices, word count, one word
+        assert len(payload) == 2 + 4 + 4
+    elif kind == "smooth":  # predictable: about a bit per block where random fields cost about 14
+        assert len(payload) * 8 < 2 * blocks
+
+
+def test_hostile_motion_payloads_raise_format_errors() -> None:
+    field = np.full((3, 3, 2), 5, np.int64)
+    payload = encode_vectors(field)
+    for bad in (
+        b"",
+        bytes([len(TABLES), 0]) + payload[2:],
+        payload[:-4],
+        payload[:2] + b"\x01\x00\x00\x00\xff\xff\xff\xff",
+    ):
+        with pytest.raises(GcxFormatError):
+            decode_vectors(bad, 3, 3, "VFRM")
+    far = encode_vectors(np.full((2, 2, 2), MAX_VECTOR + 5, np.int64))  # codable, but no valid field
+    with pytest.raises(GcxFormatError, match="beyond"):
+        decode_vectors(far, 2, 2, "VFRM")

@@ -12,7 +12,7 @@ model's bpp and PSNR beside the intra model's on the same crops.
 Validation codes a held-out clip as the codec would (intra frame, then a chain of P-frames, each
 predicted from the previous *decoded* frame) with hard rounding, and compares rate and PSNR with
 all-intra coding by the starting model. Rates are the model's ideal code lengths (the integer
-entropy coder lands within about 1% of them for ntc).
+entropy coder lands within about 1% of them for ntc) plus the coded motion fields.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 
 from gcx.bench.bdrate import bd_rate
 from gcx.codecs.ntc.model import NtcModel, gaussian_pmf
-from gcx.codecs.nvc.motion import compensate, estimate
+from gcx.codecs.nvc.motion import compensate, encode_vectors, estimate
 from gcx.codecs.nvc.pmodel import PFrameModel
 from gcx.train.loop import Run, add_arguments, load_state
 from gcx.train.ntc import load_checkpoint_model as load_ntc_checkpoint
@@ -197,8 +197,9 @@ def validate(args: argparse.Namespace) -> str:
             i_bits += bits
             i_err += float(torch.mean((_tensor(_uint8(x_hat)) - x) ** 2))
             if t % args.gop and reference is not None:
-                pred = _tensor(predict(reference, frame[None]))
-                bits, x_hat = hard_pass(model, x, level, pred)
+                vectors = estimate(frame, reference[0])
+                bits, x_hat = hard_pass(model, x, level, _tensor(compensate(reference[0], vectors)[None]))
+                bits += 8 * len(encode_vectors(vectors))  # the motion field as the codec would code it
             reference = _uint8(x_hat)
             p_bits += bits
             p_err += float(torch.mean((_tensor(reference) - x) ** 2))

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from gcx.entropy.coding import Table, decode_groups, encode_groups
+from gcx.errors import GcxFormatError
+
 BLOCK = 16
 COARSE = 4  # the coarse search runs on 4x4-averaged luma
 MAX_VECTOR = 64  # |component| limit, in pixels: larger vectors are refused by the decoder
 VECTOR_COST = 4  # SAD units per pixel of vector length: ties and flat areas prefer short vectors
 PROPAGATION_PASSES = 2  # passes trying each block's neighbours' vectors
+RESIDUAL_RADIUS = 2 * MAX_VECTOR  # a vector minus its prediction lies within this
+# ratios num/den of neighbouring frequencies of the residual tables (two-sided geometric): one per field
+DECAYS = ((1, 16), (1, 8), (1, 4), (1, 2), (3, 4), (7, 8), (15, 16), (31, 32))
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -111,3 +117,52 @@ def compensate(ref: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         raise ValueError(f"motion vector beyond +-{MAX_VECTOR} pixels")
     blocks = _gather(ref, vectors)  # (By, Bx, BLOCK, BLOCK, C)
     return blocks.transpose(0, 2, 1, 3, 4).reshape(h, w, *ref.shape[2:])
+
+
+def _residual_table(num: int, den: int) -> Table:
+    """Residuals -RESIDUAL_RADIUS..RESIDUAL_RADIUS plus escape, built in integers: the same everywhere."""
+    side, f = [], 1 << 24
+    for _ in range(RESIDUAL_RADIUS + 1):
+        side.append(max(1, f))
+        f = f * num // den
+    return Table(np.array(side[:0:-1] + side + [1], np.int64), -RESIDUAL_RADIUS)
+
+
+TABLES = [_residual_table(num, den) for num, den in DECAYS]
+
+
+def _median_prediction(field: np.ndarray, row: int, col: int) -> np.ndarray:
+    """Median of the left, top and top-right vectors (H.264's predictor); fewer neighbours at the edges."""
+    if row == 0:
+        return field[0, col - 1] if col else np.zeros(2, np.int64)
+    top = field[row - 1, col]
+    left = field[row, col - 1] if col else top
+    top_right = field[row - 1, col + 1] if col + 1 < field.shape[1] else top
+    return np.median(np.stack([left, top, top_right]), axis=0).astype(np.int64)
+
+
+def encode_vectors(vectors: np.ndarray) -> bytes:
+    """A motion field -> its payload: per component the index of a residual table (u8), then the coded residuals."""
+    by, bx = vectors.shape[:2]
+    residuals = np.zeros((by, bx, 2), np.int64)
+    for row in range(by):
+        for col in range(bx):
+            residuals[row, col] = vectors[row, col] - _median_prediction(vectors, row, col)
+    choice = [min(range(len(TABLES)), key=lambda i, c=c: TABLES[i].bits(residuals[..., c])) for c in range(2)]
+    groups = [(TABLES[choice[c]], residuals[..., c].ravel()) for c in range(2)]
+    return bytes(choice) + encode_groups(groups)
+
+
+def decode_vectors(payload: bytes, by: int, bx: int, chunk: str) -> np.ndarray:
+    """Inverse of encode_vectors for a field of by x bx blocks; hostile payloads raise GcxFormatError."""
+    if len(payload) < 2 or max(payload[:2]) >= len(TABLES):
+        raise GcxFormatError("motion field: missing or unknown residual table", chunk=chunk)
+    groups = [(TABLES[payload[c]], by * bx) for c in range(2)]
+    residuals = np.stack(decode_groups(payload[2:], groups, chunk), -1).reshape(by, bx, 2)
+    field = np.zeros((by, bx, 2), np.int64)
+    for row in range(by):
+        for col in range(bx):
+            field[row, col] = residuals[row, col] + _median_prediction(field, row, col)
+    if np.abs(field).max(initial=0) > MAX_VECTOR:
+        raise GcxFormatError(f"motion field: vector beyond +-{MAX_VECTOR} pixels", chunk=chunk)
+    return field
