@@ -9,12 +9,16 @@ import pytest
 import torch
 
 from gcx.codecs.ntc.model import NtcConfig, NtcModel
+from gcx.codecs.ntc.weights import NtcWeights
 from gcx.codecs.nvc.pmodel import PFrameModel
 from gcx.train import ntc as train_ntc
 from gcx.train import pframes
 from tests.conftest import photo_like
+from tests.test_ntc import (
+    _tiny_weights,
+    photos,  # noqa: F401  (fixture)
+)
 from tests.test_ntc import _train_args as _ntc_args
-from tests.test_ntc import photos  # noqa: F401  (fixture)
 from tests.test_video import make_clip
 
 PLAIN = NtcConfig(n=8, m=8, mz=8)
@@ -94,6 +98,25 @@ def test_training_runs_resumes_and_validates(clips: Path, photos: Path, tmp_path
         )
     )
     assert "4 frames of 128x128, GOP 2" in report and "BD-rate (PSNR) of the P-chain against all-intra" in report
+    # exported, the P-frame weights load as such (and only as such) and transform as the checkpoint does
+    weights = tmp_path / "pframe.safetensors"
+    small = ["--clips", "shapes.mp4", "--calib-pairs", "2", "--calib-crop", "64", "--threads", "1"]
+    pframes.export(
+        pframes._export_parser().parse_args(
+            ["--checkpoint", str(tmp_path / "p" / "last.pt"), "--out", str(weights), "--clip-dir", str(clips), *small]
+        )
+    )
+    loaded = NtcWeights.load(weights, PFrameModel)
+    model, _, _ = pframes.load_checkpoint_model(tmp_path / "p" / "last.pt")
+    x, pred = _image(5), _image(6)
+    with torch.no_grad():
+        feats = model.features(pred)
+        expected = model.analysis(x, feats)  # loaded models run channels_last: summation order differs
+        assert torch.allclose(loaded.model.analysis(x, feats), expected, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="weights of a nvc-pframe model, not of a ntc model"):
+        NtcWeights.load(weights)
+    with pytest.raises(ValueError, match="weights of a ntc model, not of a nvc-pframe model"):
+        NtcWeights.load(_tiny_weights(tmp_path / "plain.safetensors", 0), PFrameModel)
 
 
 def test_predictions_follow_the_reference() -> None:

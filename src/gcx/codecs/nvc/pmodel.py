@@ -24,6 +24,7 @@ from torch import nn
 from gcx.codecs.ntc.model import NtcConfig, NtcModel
 
 SCALES = 3  # the prediction enters both transforms at 1/2, 1/4 and 1/8 resolution
+FUSE = 16  # channels of the full-resolution fusion
 
 
 def _zero(conv: nn.Conv2d) -> nn.Conv2d:
@@ -35,7 +36,9 @@ def _zero(conv: nn.Conv2d) -> nn.Conv2d:
 class PFrameModel(NtcModel):
     """A plain one-pass ntc model (no context net, no residual units) plus the prediction paths."""
 
-    def __init__(self, config: NtcConfig, fuse: int = 16):
+    KIND = "nvc-pframe"
+
+    def __init__(self, config: NtcConfig):
         if config.context or config.residual:
             raise ValueError("P-frame transforms grow from a plain one-pass ntc model (no context, no residual units)")
         super().__init__(config)
@@ -44,12 +47,12 @@ class PFrameModel(NtcModel):
         self.act = nn.LeakyReLU()
         self.into_a = nn.ModuleList([_zero(nn.Conv2d(2 * n, n, 3, 1, 1)) for _ in range(SCALES)])
         self.into_s = nn.ModuleList([_zero(nn.Conv2d(2 * n, n, 3, 1, 1)) for _ in range(SCALES)])
-        self.fuse = nn.Sequential(nn.Conv2d(6, fuse, 3, 1, 1), nn.LeakyReLU(), _zero(nn.Conv2d(fuse, 3, 3, 1, 1)))
+        self.fuse = nn.Sequential(nn.Conv2d(6, FUSE, 3, 1, 1), nn.LeakyReLU(), _zero(nn.Conv2d(FUSE, 3, 3, 1, 1)))
 
     @classmethod
-    def grown_from(cls, model: NtcModel, fuse: int = 16) -> PFrameModel:
+    def grown_from(cls, model: NtcModel) -> PFrameModel:
         """This model around a trained ntc model's weights: it codes exactly as `model` does at first."""
-        grown = cls(model.config, fuse)
+        grown = cls(model.config)
         missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
         fresh = ("ref.", "into_a.", "into_s.", "fuse.")
         if unexpected or any(not key.startswith(fresh) for key in missing):
