@@ -209,7 +209,7 @@ def inspect_video(source: BinaryIO, limits: Limits | None = None) -> dict:
 
     Damage stops the count where it is found and is reported in `problems`.
     """
-    kinds = {syntax.INTRA: "intra", syntax.PREDICTED: "predicted"}
+    kinds = syntax.FRAME_TYPES
     per_type = {name: {"frames": 0, "bits": 0} for name in kinds.values()}
     audio_packets = audio_bytes = gops = 0
     streams: set[int] = set()

@@ -2,7 +2,9 @@
 
 Version 1 files are all-intra; version 2 adds predicted frames whose latents are coded with a
 conditional integer model of the previous frame's exact latents (a second weights file, named by
-the `VCND` chunk). The encoder writes version 2 only when it codes P-frames. The work is in
+the `VCND` chunk); version 3 adds motion-compensated P-frames coded by conditional transforms (the
+P-frame weights file named by `VPFW`). The encoder writes version 3 when the P-frame weights are
+installed, else version 2 when the conditional weights are, else version 1. The work is in
 `gcx.codecs.nvc.stream`; this module imports neither torch nor PyAV (the registry loads it for
 `gcx info` and `gcx codecs`).
 """
@@ -25,26 +27,36 @@ COND_WEIGHTS_ENV = "GCX_NVC_WEIGHTS"
 DEFAULT_COND_WEIGHTS = Path(__file__).resolve().parents[4] / "weights" / "nvc-v2-cond.safetensors"
 
 
+PFRAME_WEIGHTS_ENV = "GCX_NVC_PFRAME_WEIGHTS"
+DEFAULT_PFRAME_WEIGHTS = DEFAULT_COND_WEIGHTS.parent / "nvc-v3-pframe.safetensors"
+
+
 def cond_weights_path() -> Path:
-    """Where the conditional model's weights are looked for (P-frames need them on both sides)."""
+    """Where the conditional model's weights are looked for (version-2 P-frames need them on both sides)."""
     return Path(os.environ.get(COND_WEIGHTS_ENV) or DEFAULT_COND_WEIGHTS)
+
+
+def pframe_weights_path() -> Path:
+    """Where the P-frame transforms' weights are looked for (version-3 P-frames need them on both sides)."""
+    return Path(os.environ.get(PFRAME_WEIGHTS_ENV) or DEFAULT_PFRAME_WEIGHTS)
 
 
 @register_codec
 class NvcCodec(Codec):
     id = 4
     name = "nvc"
-    version = 2
+    version = 3
     media = MediaKind.VIDEO
     lossy = True
     summary = (
-        "learned video codec: ntc intra frames, predicted frames conditioned on the previous frame's latents "
-        "(needs the conditional weights), GOP index for seeking, audio kept"
+        "learned video codec: ntc intra frames, motion-compensated P-frames coded by conditional transforms "
+        "(needs the P-frame weights), GOP index for seeking, audio kept"
     )
-    chunk_types = frozenset({syntax.SEQUENCE, syntax.COND_WEIGHTS, syntax.FRAME})
+    chunk_types = frozenset({syntax.SEQUENCE, syntax.COND_WEIGHTS, syntax.PFRAME_WEIGHTS, syntax.FRAME})
     chunk_names: ClassVar[dict[str, str]] = {
         syntax.SEQUENCE: "sequence header",
         syntax.COND_WEIGHTS: "conditional weights",
+        syntax.PFRAME_WEIGHTS: "P-frame weights",
         syntax.FRAME: "frame",
         syntax.DISPLAY: "display tags",
         syntax.AUDIO_STREAM: "audio stream",

@@ -1,9 +1,10 @@
 """nvc's streaming encoder and decoder: one frame (and one reference) in memory at a time, the index last.
 
-Intra frames are ntc images (its weights, its exact integer entropy model). With the conditional
-weights installed and GOPs longer than one frame, the encoder writes version 2: every frame after a
-GOP start is a predicted frame conditioned on the previous frame's exact latents (or intra when
-that is estimated cheaper). GOPs of `gop` frames mark the random-access points listed in `fidx`.
+Intra frames are ntc images (its weights, its exact integer entropy model). With GOPs longer than
+one frame, the encoder codes every frame after a GOP start as a predicted frame (or intra when that
+is estimated cheaper): motion-compensated with the P-frame transforms (version 3) when their
+weights are installed, else conditioned on the previous frame's exact latents (version 2) when the
+conditional weights are. GOPs of `gop` frames mark the random-access points listed in `fidx`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from gcx.codecs.ntc.codec import DEFAULT_QUALITY, load_weights, weights_for
 from gcx.codecs.nvc import syntax
-from gcx.codecs.nvc.codec import COND_WEIGHTS_ENV, NvcCodec, cond_weights_path
+from gcx.codecs.nvc.codec import (
+    COND_WEIGHTS_ENV,
+    PFRAME_WEIGHTS_ENV,
+    NvcCodec,
+    cond_weights_path,
+    pframe_weights_path,
+)
 from gcx.container import format as fmt
 from gcx.container.chunk import FRAME_CRC, FRAME_HEAD, Chunk, chunk_crc, decode_type
 from gcx.container.header import ColourModel, Header, MediaKind, unpack_header
@@ -31,6 +38,7 @@ from gcx.video.io import AudioPacket, AudioStream, Frame, VideoInfo
 from gcx.video.paths import DEFAULT_GOP
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from gcx.codecs.ntc.weights import NtcWeights
@@ -49,11 +57,29 @@ class EncodeReport:
     frame_rate: Fraction = Fraction(0)
     seconds: float = 0.0
     qualities: list[float] = field(default_factory=list)
-    version: int = 1  # 2 when P-frames were enabled
+    version: int = 1  # 2 or 3 when P-frames were enabled
     predicted: int = 0  # frames coded as P-frames
 
 
 _cond_cache: dict[tuple[str, int, int], CondWeights] = {}
+_pframe_cache: dict[tuple[str, int, int], NtcWeights] = {}
+
+
+def load_pframe_weights() -> NtcWeights | None:
+    """The installed P-frame weights (loaded once per file version), or None if there is no file."""
+    path = pframe_weights_path()
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _pframe_cache:
+        from gcx.codecs.ntc.weights import NtcWeights
+        from gcx.codecs.nvc.pmodel import PFrameModel
+
+        _pframe_cache.clear()
+        _pframe_cache[key] = NtcWeights.load(path, PFrameModel)
+    return _pframe_cache[key]
 
 
 def load_cond_weights() -> CondWeights | None:
@@ -90,7 +116,8 @@ def _encoder_cond(weights: NtcWeights) -> CondWeights | None:
     cond = load_cond_weights()
     if cond is None:
         warnings.warn(
-            f"nvc: no conditional weights at {cond_weights_path()} (set {COND_WEIGHTS_ENV}): "
+            f"nvc: no P-frame weights at {pframe_weights_path()} (set {PFRAME_WEIGHTS_ENV}) and "
+            f"no conditional weights at {cond_weights_path()} (set {COND_WEIGHTS_ENV}): "
             "coding every frame intra (version 1)",
             stacklevel=3,
         )
@@ -141,17 +168,17 @@ def encode_video(
 ) -> EncodeReport:
     """Write a .gcx video as frames arrive; `audio` must hold a stream's parameters before its first packet.
 
-    P-frames are used when `predicted`, `gop` > 1 and the conditional weights are installed (else
-    version 1, all-intra). With a seekable `out` the final frame count is also patched into GHDR;
-    a pipe gets 0 there and the count only in `fidx`.
+    P-frames are used when `predicted` and `gop` > 1: version 3 with the P-frame weights, else
+    version 2 with the conditional weights, else version 1 (all-intra). With a seekable `out` the
+    final frame count is also patched into GHDR; a pipe gets 0 there and the count only in `fidx`.
     """
-    from gcx.codecs.nvc.engine import encode_frame
-
     if gop < 1:
         raise GcxError(f"GOP length {gop} must be at least 1")
     weights = frame_weights()
-    cond = _encoder_cond(weights) if predicted and gop > 1 else None
-    version = 2 if cond is not None else 1
+    pframes = load_pframe_weights() if predicted and gop > 1 else None
+    cond = _encoder_cond(weights) if predicted and gop > 1 and pframes is None else None
+    version = 3 if pframes is not None else 2 if cond is not None else 1
+    coder = _FrameCoder(weights, cond, pframes)
     rate = info.frame_rate
     header = Header(
         codec_id=NvcCodec.id,
@@ -170,7 +197,9 @@ def encode_video(
         writer.write(chunk)
     writer.write(syntax.Sequence(info.time_base, gop).chunk())
     if cond is not None:
-        writer.write(syntax.pack_cond_weights(cond.sha256))
+        writer.write(syntax.pack_weights_hash(syntax.COND_WEIGHTS, cond.sha256))
+    if pframes is not None:
+        writer.write(syntax.pack_weights_hash(syntax.PFRAME_WEIGHTS, pframes.sha256))
     writer.write(
         syntax.Display(
             info.rotation, info.color_range, info.matrix, info.primaries, info.transfer, info.sample_aspect
@@ -179,7 +208,6 @@ def encode_video(
     control = _RateControl(bitrate, float(rate)) if bitrate else None
     fixed_code = _quality_code(DEFAULT_QUALITY if quality is None else quality)
     report = EncodeReport(frame_rate=rate, version=version)
-    ref: torch.Tensor | None = None
     entries: list[syntax.IndexEntry] = []
     announced: set[int] = set()
     pending: dict[int, list] = {}
@@ -207,11 +235,10 @@ def encode_video(
         number = report.frames
         code = _quality_code(control.quality) if control else fixed_code
         gop_start = number % gop == 0
-        coded = encode_frame(weights, cond, event.rgb, code, None if gop_start else ref)
-        ref = coded.latents if cond is not None else None
-        head = syntax.FrameHeader(coded.frame_type, gop_start, code, number, event.pts, event.duration)
-        chunk = syntax.pack_frame(head, coded.hyper, coded.latent)
-        report.predicted += coded.frame_type == syntax.PREDICTED
+        frame_type, segments = coder.code(event.rgb, code, gop_start)
+        head = syntax.FrameHeader(frame_type, gop_start, code, number, event.pts, event.duration)
+        chunk = syntax.pack_frame(head, *segments)
+        report.predicted += frame_type != syntax.INTRA
         offset = writer.write(chunk) + start_offset
         if gop_start:
             entries.append(syntax.IndexEntry(number, event.pts, offset))
@@ -237,6 +264,35 @@ def encode_video(
     return report
 
 
+class _FrameCoder:
+    """Codes frames one by one, keeping what the next P-frame refers to: exact latents (version 2)
+    or the decoded pixels (version 3, which the encoder therefore synthesizes as a decoder would)."""
+
+    def __init__(self, weights: NtcWeights, cond: CondWeights | None, pframes: NtcWeights | None):
+        self.weights, self.cond, self.pframes = weights, cond, pframes
+        self.latents: torch.Tensor | None = None
+        self.pixels: np.ndarray | None = None
+
+    def code(self, rgb: np.ndarray, code: int, gop_start: bool) -> tuple[int, tuple[bytes, bytes, bytes]]:
+        """(frame type, (hyper, latent, motion segments)) of the next frame."""
+        from gcx.codecs.ntc.engine import synthesize
+        from gcx.codecs.nvc.engine import encode_frame, encode_motion
+
+        ref = None if gop_start else self.latents
+        intra = encode_frame(self.weights, self.cond, rgb, code, ref)
+        if self.cond is not None:
+            self.latents = intra.latents
+        if self.pframes is None:
+            return intra.frame_type, (intra.hyper, intra.latent, b"")
+        if not gop_start and self.pixels is not None:
+            motion = encode_motion(self.pframes, rgb, code, self.pixels)
+            if len(motion.motion + motion.hyper + motion.latent) <= len(intra.hyper + intra.latent):
+                self.pixels = motion.rgb
+                return syntax.MOTION, (motion.hyper, motion.latent, motion.motion)
+        self.pixels = synthesize(self.weights, intra.latents, rgb.shape[0], rgb.shape[1], code)
+        return syntax.INTRA, (intra.hyper, intra.latent, b"")
+
+
 # ---- decoding ----------------------------------------------------------------------------------
 
 
@@ -251,6 +307,7 @@ class VideoFile:
     body_offset: int | None  # the first frame or audio-packet chunk: where decoding and scanning start
     leading: list[Chunk]  # that chunk, already read
     cond_hash: bytes | None = None  # version 2: SHA-256 of the conditional weights (VCND)
+    pframe_hash: bytes | None = None  # version 3: SHA-256 of the P-frame weights (VPFW)
 
 
 def _chunks_from(stream: BinaryIO, offset: int, limits: Limits) -> Iterator[Chunk]:
@@ -300,13 +357,15 @@ class VideoDecoder:
         self.file = self._read_head()
         self._weights = None
         self._cond = None
-        self._ref: torch.Tensor | None = None  # exact latents of the last decoded frame ...
+        self._pframes = None
+        self._ref: torch.Tensor | None = None  # exact latents of the last decoded frame (version 2) ...
+        self._ref_rgb: np.ndarray | None = None  # ... its pixels (version 3) ...
         self._ref_number = -1  # ... and its frame number
 
     def _read_head(self) -> VideoFile:
         header = None
         sequence, display, audio, leading, text = None, None, {}, [], []
-        cond_hash = None
+        cond_hash = pframe_hash = None
         first = None
         for record in self._chunks:
             chunk = record.chunk
@@ -318,11 +377,19 @@ class VideoDecoder:
             if chunk.type == syntax.SEQUENCE:
                 sequence = syntax.Sequence.parse(chunk)
             elif chunk.type == syntax.COND_WEIGHTS:
-                if header.codec_version < 2 or cond_hash is not None:
+                if header.codec_version != 2 or cond_hash is not None:
                     raise GcxFormatError(
                         f"{syntax.COND_WEIGHTS} belongs once in a version-2 file", chunk=chunk.type, offset=chunk.offset
                     )
-                cond_hash = syntax.parse_cond_weights(chunk)
+                cond_hash = syntax.parse_weights_hash(chunk)
+            elif chunk.type == syntax.PFRAME_WEIGHTS:
+                if header.codec_version != 3 or pframe_hash is not None:
+                    raise GcxFormatError(
+                        f"{syntax.PFRAME_WEIGHTS} belongs once in a version-3 file",
+                        chunk=chunk.type,
+                        offset=chunk.offset,
+                    )
+                pframe_hash = syntax.parse_weights_hash(chunk)
             elif chunk.type == syntax.DISPLAY:
                 display = syntax.Display.parse(chunk)
             elif chunk.type == syntax.AUDIO_STREAM:
@@ -337,8 +404,10 @@ class VideoDecoder:
                 raise GcxFormatError(f"unknown critical chunk {chunk.type}", chunk=chunk.type, offset=chunk.offset)
         if header is None or sequence is None:
             raise GcxFormatError(f"nvc file without a {syntax.SEQUENCE} chunk before its frames")
-        if header.codec_version >= 2 and cond_hash is None:
+        if header.codec_version == 2 and cond_hash is None:
             raise GcxFormatError(f"nvc version-2 file without a {syntax.COND_WEIGHTS} chunk before its frames")
+        if header.codec_version == 3 and pframe_hash is None:
+            raise GcxFormatError(f"nvc version-3 file without a {syntax.PFRAME_WEIGHTS} chunk before its frames")
         display = display or syntax.Display(0, 0, 2, 2, 2, None)
         info = VideoInfo(
             width=header.width,
@@ -357,7 +426,7 @@ class VideoDecoder:
         if first is not None:
             leading.append(first)
         body = first.offset if first is not None and first.type != fmt.END else None
-        return VideoFile(header, sequence, info, audio, body, leading, cond_hash)
+        return VideoFile(header, sequence, info, audio, body, leading, cond_hash, pframe_hash)
 
     def _check_codec(self, header: Header) -> None:
         if header.media != MediaKind.VIDEO or header.codec_id != NvcCodec.id:
@@ -392,32 +461,59 @@ class VideoDecoder:
                     f"({cond_weights_path()}) are {cond.sha256.hex()}: decode it with the weights it was made with"
                 )
             self._cond = cond
+        wanted = self.file.pframe_hash
+        if wanted is not None and self._pframes is None:
+            pframes = load_pframe_weights()
+            if pframes is None:
+                raise CodecNotFoundError(
+                    f"this video has P-frames made with nvc P-frame weights {wanted.hex()}; "
+                    f"none installed at {pframe_weights_path()} (set {PFRAME_WEIGHTS_ENV} to that weights file)"
+                )
+            if pframes.sha256 != wanted:
+                raise CodecNotFoundError(
+                    f"this video was made with nvc P-frame weights {wanted.hex()}, but the installed ones "
+                    f"({pframe_weights_path()}) are {pframes.sha256.hex()}: decode it with the weights it was made with"
+                )
+            self._pframes = pframes
         return self._weights
 
     def _decode(self, chunk: Chunk, head: syntax.FrameHeader, output: bool = True) -> Frame | None:
-        """Decode a frame (its pixels only if `output`: frames before a seek target are only entropy-decoded)."""
+        """Decode a frame (pixels only if `output` or version 3: frames before a seek target that later
+        P-frames refer to are decoded as far as those need)."""
         from gcx.codecs.ntc.engine import synthesize
-        from gcx.codecs.nvc.engine import decode_frame
+        from gcx.codecs.nvc.engine import decode_frame, decode_motion
 
-        if head.frame_type == syntax.PREDICTED:
-            if self.file.cond_hash is None:
+        version = self.file.header.codec_version
+        if head.frame_type != syntax.INTRA:
+            if head.frame_type != {2: syntax.PREDICTED, 3: syntax.MOTION}.get(version):
                 raise GcxFormatError(
-                    "predicted frames are not part of nvc version 1", chunk=chunk.type, offset=chunk.offset
+                    f"{syntax.FRAME_TYPES[head.frame_type]} frames are not part of nvc version {version}",
+                    chunk=chunk.type,
+                    offset=chunk.offset,
                 )
-            if self._ref is None or self._ref_number != head.number - 1:
+            if self._ref_number != head.number - 1:
                 raise GcxFormatError(
                     f"predicted frame {head.number} without its reference frame", chunk=chunk.type, offset=chunk.offset
                 )
-        hyper, latent = syntax.split_frame(chunk)
+        motion, hyper, latent = syntax.split_frame(chunk)
         h, w = self.file.header.height, self.file.header.width
         try:
             weights = self._load_weights()
+            if head.frame_type == syntax.MOTION:
+                assert self._pframes is not None and self._ref_rgb is not None
+                rgb = decode_motion(self._pframes, motion, hyper, latent, head.quality_code, self._ref_rgb)
+                self._ref_rgb, self._ref_number = rgb, head.number
+                return Frame(rgb, head.pts, head.duration) if output else None
             latents = decode_frame(weights, self._cond, head.frame_type, hyper, latent, h, w, self._ref)
-            if self.file.cond_hash is not None:
+            if version == 2:
                 self._ref, self._ref_number = latents, head.number
-            if not output:
+            if not output and version != 3:
                 return None
             rgb = synthesize(weights, latents, h, w, head.quality_code)
+            if version == 3:
+                self._ref_rgb, self._ref_number = rgb, head.number
+            if not output:
+                return None
         except GcxError:
             raise
         except Exception as exc:  # hostile entropy-coded bytes end in the documented error type
@@ -491,7 +587,7 @@ class VideoDecoder:
                 if chunk.type == syntax.FRAME:
                     head = syntax.parse_frame_header(chunk)
                     if start_pts is not None and head.pts < start_pts:
-                        if self.file.cond_hash is not None:  # later P-frames may refer to it: latents only
+                        if self.file.header.codec_version >= 2:  # later P-frames may refer to it
                             self._decode(chunk, head, output=False)
                         continue
                     frame = self._decode(chunk, head)

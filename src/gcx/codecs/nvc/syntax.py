@@ -16,13 +16,15 @@ from gcx.errors import GcxFormatError
 
 SEQUENCE = "VSEQ"  # critical, once, before the first frame
 COND_WEIGHTS = "VCND"  # critical, version 2 only, once before the first frame: conditional weights hash
+PFRAME_WEIGHTS = "VPFW"  # critical, version 3 only, once before the first frame: P-frame weights hash
 FRAME = "VFRM"  # critical, one per frame
 DISPLAY = "vDSP"  # ancillary: rotation, colour tags, sample aspect ratio
 AUDIO_STREAM = "aSTR"  # ancillary: one audio stream's codec parameters
 AUDIO_PACKETS = "aPKT"  # ancillary: audio packets, untouched
 INDEX = fmt.FRAME_INDEX  # ancillary `fidx`: random-access points, last chunk before GEND
 
-INTRA, PREDICTED = 0, 1
+INTRA, PREDICTED, MOTION = 0, 1, 2  # MOTION: motion-compensated conditional P-frame (version 3)
+FRAME_TYPES = {INTRA: "intra", PREDICTED: "predicted", MOTION: "motion"}
 FLAG_GOP_START = 1
 NO_TIMESTAMP = -(1 << 63)  # FFmpeg's AV_NOPTS_VALUE
 TEMPLATE_MATROSKA = 1
@@ -62,14 +64,15 @@ class Sequence:
 HASH_BYTES = 32
 
 
-def pack_cond_weights(sha256: bytes) -> Chunk:
-    return Chunk(COND_WEIGHTS, sha256)
+def pack_weights_hash(kind: str, sha256: bytes) -> Chunk:
+    """A `VCND` (version 2) or `VPFW` (version 3) chunk naming the weights file the P-frames need."""
+    return Chunk(kind, sha256)
 
 
-def parse_cond_weights(chunk: Chunk) -> bytes:
-    """The SHA-256 of the conditional model's weights file a version-2 file's P-frames need."""
+def parse_weights_hash(chunk: Chunk) -> bytes:
+    """The SHA-256 held by a `VCND` or `VPFW` chunk."""
     if len(chunk.payload) != HASH_BYTES:
-        raise _fail(f"{COND_WEIGHTS} must be {HASH_BYTES} bytes (a SHA-256)", chunk)
+        raise _fail(f"{chunk.type} must be {HASH_BYTES} bytes (a SHA-256)", chunk)
     return chunk.payload
 
 
@@ -87,9 +90,14 @@ class FrameHeader:
         return _FRM.size
 
 
-def pack_frame(head: FrameHeader, hyper: bytes, latent: bytes) -> Chunk:
+def pack_frame(head: FrameHeader, hyper: bytes, latent: bytes, motion: bytes = b"") -> Chunk:
+    """A VFRM; a motion-compensated frame's motion segment goes first, after its u32 length."""
     flags = FLAG_GOP_START if head.gop_start else 0
     fixed = _FRM.pack(head.frame_type, flags, head.quality_code, head.number, head.pts, head.duration, len(hyper))
+    if head.frame_type == MOTION:
+        fixed += _U32.pack(len(motion)) + motion
+    elif motion:
+        raise ValueError("only motion-compensated frames carry a motion segment")
     return Chunk(FRAME, fixed + hyper + latent)
 
 
@@ -98,20 +106,33 @@ def parse_frame_header(chunk: Chunk) -> FrameHeader:
     if len(chunk.payload) < _FRM.size:
         raise _fail(f"{FRAME} shorter than its {_FRM.size}-byte header", chunk)
     ftype, flags, code, number, pts, duration, hyper_len = _FRM.unpack_from(chunk.payload)
-    if ftype not in (INTRA, PREDICTED) or flags & ~FLAG_GOP_START:
+    if ftype not in FRAME_TYPES or flags & ~FLAG_GOP_START:
         raise _fail(f"unknown frame type {ftype} or flags {flags:#x}", chunk)
     if flags & FLAG_GOP_START and ftype != INTRA:
         raise _fail("a GOP must start with an intra frame", chunk)
-    if _FRM.size + hyper_len > len(chunk.payload):
+    if _segments_start(chunk, ftype) + hyper_len > len(chunk.payload):
         raise _fail(f"hyper segment of {hyper_len} bytes runs past the chunk", chunk)
     return FrameHeader(ftype, bool(flags & FLAG_GOP_START), code, number, pts, duration)
 
 
-def split_frame(chunk: Chunk) -> tuple[bytes, bytes]:
-    """(hyper segment, latent segment) of a VFRM."""
-    hyper_len = _FRM.unpack_from(chunk.payload)[-1]
-    start = _FRM.size
-    return chunk.payload[start : start + hyper_len], chunk.payload[start + hyper_len :]
+def _segments_start(chunk: Chunk, ftype: int) -> int:
+    """Where the hyper segment starts: after the fixed fields, and the motion segment of a motion frame."""
+    if ftype != MOTION:
+        return _FRM.size
+    if len(chunk.payload) < _FRM.size + _U32.size:
+        raise _fail(f"{FRAME} of a motion-compensated frame without its motion length", chunk)
+    (motion_len,) = _U32.unpack_from(chunk.payload, _FRM.size)
+    if _FRM.size + _U32.size + motion_len > len(chunk.payload):
+        raise _fail(f"motion segment of {motion_len} bytes runs past the chunk", chunk)
+    return _FRM.size + _U32.size + motion_len
+
+
+def split_frame(chunk: Chunk) -> tuple[bytes, bytes, bytes]:
+    """(motion segment, empty unless motion-compensated; hyper segment; latent segment) of a checked VFRM."""
+    ftype, hyper_len = chunk.payload[0], _FRM.unpack_from(chunk.payload)[-1]
+    start = _segments_start(chunk, ftype)
+    motion = chunk.payload[_FRM.size + _U32.size : start] if ftype == MOTION else b""
+    return motion, chunk.payload[start : start + hyper_len], chunk.payload[start + hyper_len :]
 
 
 @dataclass(frozen=True)
