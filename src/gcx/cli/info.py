@@ -91,7 +91,7 @@ def _video_lines(v: dict, pixels: int) -> list[str]:
     for name, t in v["frame_types"].items():
         if t["frames"]:
             per = t["bits_per_frame"]
-            label = {"intra": "I-frames", "predicted": "P-frames", "motion": "P-frames (motion)"}.get(name, name)
+            label = {"intra": "I-frames", "predicted": "P-frames", "motion": "P-frames"}.get(name, name)  # never both
             lines.append(f"  {label:<9}{t['frames']}, {per:,.0f} bits/frame, {per / pixels:.4f} bpp")
     a = v["audio"]
     if a["streams"]:
