@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from gcx.codecs.ntc.codec import DEFAULT_QUALITY, load_weights, weights_for
@@ -61,41 +62,42 @@ class EncodeReport:
     predicted: int = 0  # frames coded as P-frames
 
 
-_cond_cache: dict[tuple[str, int, int], CondWeights] = {}
-_pframe_cache: dict[tuple[str, int, int], NtcWeights] = {}
+_loaded: dict[str, tuple[tuple[str, int, int], object]] = {}  # per kind of weights: (file identity, weights)
+
+
+def _installed(kind: str, path: Path, load: Callable[[Path], object]) -> object | None:
+    """The weights file at `path`, loaded once per file version, or None if there is no file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if kind not in _loaded or _loaded[kind][0] != key:
+        _loaded[kind] = (key, load(path))
+    return _loaded[kind][1]
+
+
+def _load_pframes(path: Path) -> NtcWeights:
+    from gcx.codecs.ntc.weights import NtcWeights
+    from gcx.codecs.nvc.pmodel import PFrameModel
+
+    return NtcWeights.load(path, PFrameModel)
+
+
+def _load_cond(path: Path) -> CondWeights:
+    from gcx.codecs.nvc.cond import CondWeights
+
+    return CondWeights.load(path)
 
 
 def load_pframe_weights() -> NtcWeights | None:
-    """The installed P-frame weights (loaded once per file version), or None if there is no file."""
-    path = pframe_weights_path()
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _pframe_cache:
-        from gcx.codecs.ntc.weights import NtcWeights
-        from gcx.codecs.nvc.pmodel import PFrameModel
-
-        _pframe_cache.clear()
-        _pframe_cache[key] = NtcWeights.load(path, PFrameModel)
-    return _pframe_cache[key]
+    """The installed P-frame weights (version 3), or None if there is no file."""
+    return _installed("pframe", pframe_weights_path(), _load_pframes)  # type: ignore[return-value]
 
 
 def load_cond_weights() -> CondWeights | None:
-    """The installed conditional weights (loaded once per file version), or None if there is no file."""
-    path = cond_weights_path()
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _cond_cache:
-        from gcx.codecs.nvc.cond import CondWeights
-
-        _cond_cache.clear()
-        _cond_cache[key] = CondWeights.load(path)
-    return _cond_cache[key]
+    """The installed conditional weights (version 2), or None if there is no file."""
+    return _installed("cond", cond_weights_path(), _load_cond)  # type: ignore[return-value]
 
 
 # nvc codes a frame's latents in one pass, so its frames need ntc weights without a context model:
