@@ -312,6 +312,21 @@ class VideoFile:
     pframe_hash: bytes | None = None  # version 3: SHA-256 of the P-frame weights (VPFW)
 
 
+def _required(kind: str, wanted: bytes, installed, path: Path, env: str):
+    """The installed weights of a file's P-frames if they are the ones it names, else a clear error."""
+    if installed is None:
+        raise CodecNotFoundError(
+            f"this video has P-frames made with nvc {kind} weights {wanted.hex()}; "
+            f"none installed at {path} (set {env} to that weights file)"
+        )
+    if installed.sha256 != wanted:
+        raise CodecNotFoundError(
+            f"this video was made with nvc {kind} weights {wanted.hex()}, but the installed ones "
+            f"({path}) are {installed.sha256.hex()}: decode it with the weights it was made with"
+        )
+    return installed
+
+
 def _chunks_from(stream: BinaryIO, offset: int, limits: Limits) -> Iterator[Chunk]:
     """Chunks from a byte offset of a seekable file (the container reader starts only at the signature)."""
     stream.seek(offset)
@@ -449,34 +464,14 @@ class VideoDecoder:
             self._weights = weights_for(self.file.header.weights_hash)
             if self._weights.context is not None:
                 raise GcxFormatError("nvc frames must be coded with ntc weights without a context model")
-        wanted = self.file.cond_hash
-        if wanted is not None and self._cond is None:
-            cond = load_cond_weights()
-            if cond is None:
-                raise CodecNotFoundError(
-                    f"this video has predicted frames made with nvc conditional weights {wanted.hex()}; "
-                    f"none installed at {cond_weights_path()} (set {COND_WEIGHTS_ENV} to that weights file)"
-                )
-            if cond.sha256 != wanted:
-                raise CodecNotFoundError(
-                    f"this video was made with nvc conditional weights {wanted.hex()}, but the installed ones "
-                    f"({cond_weights_path()}) are {cond.sha256.hex()}: decode it with the weights it was made with"
-                )
-            self._cond = cond
-        wanted = self.file.pframe_hash
-        if wanted is not None and self._pframes is None:
-            pframes = load_pframe_weights()
-            if pframes is None:
-                raise CodecNotFoundError(
-                    f"this video has P-frames made with nvc P-frame weights {wanted.hex()}; "
-                    f"none installed at {pframe_weights_path()} (set {PFRAME_WEIGHTS_ENV} to that weights file)"
-                )
-            if pframes.sha256 != wanted:
-                raise CodecNotFoundError(
-                    f"this video was made with nvc P-frame weights {wanted.hex()}, but the installed ones "
-                    f"({pframe_weights_path()}) are {pframes.sha256.hex()}: decode it with the weights it was made with"
-                )
-            self._pframes = pframes
+        if self.file.cond_hash is not None and self._cond is None:
+            self._cond = _required(
+                "conditional", self.file.cond_hash, load_cond_weights(), cond_weights_path(), COND_WEIGHTS_ENV
+            )
+        if self.file.pframe_hash is not None and self._pframes is None:
+            self._pframes = _required(
+                "P-frame", self.file.pframe_hash, load_pframe_weights(), pframe_weights_path(), PFRAME_WEIGHTS_ENV
+            )
         return self._weights
 
     def _decode(self, chunk: Chunk, head: syntax.FrameHeader, output: bool = True) -> Frame | None:
