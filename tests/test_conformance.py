@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from gcx.image import RasterImage, load_image
 
 CONFORMANCE = Path(__file__).resolve().parent.parent / "formats" / "conformance"
 MANIFEST = json.loads((CONFORMANCE / "manifest.json").read_text())
+VIDEO_MANIFEST = json.loads((CONFORMANCE / "video" / "manifest.json").read_text())
 
 
 def test_manifest_covers_every_stream():
@@ -37,6 +39,29 @@ def test_stream_decodes_to_recorded_pixels(name):
         assert np.abs(image.pixels.astype(int) - reference).max() <= expected["tolerance"]
     else:
         assert hashlib.sha256(image.pixels.tobytes()).hexdigest() == expected["pixels_sha256"]
+
+
+def test_video_manifest_covers_every_stream():
+    folder = CONFORMANCE / "video"
+    assert sorted(VIDEO_MANIFEST) == sorted(p.name for p in folder.glob("*.gcx"))
+    assert {e["reference"] for e in VIDEO_MANIFEST.values()} == {p.name for p in folder.glob("*.png")}
+    assert {e["nvc_version"] for e in VIDEO_MANIFEST.values()} == {1, 2, 3}
+
+
+@pytest.mark.parametrize("name", sorted(VIDEO_MANIFEST))
+def test_video_stream_decodes_to_recorded_frames(name, monkeypatch):
+    from gcx.codecs.nvc.codec import COND_WEIGHTS_ENV, PFRAME_WEIGHTS_ENV
+    from gcx.codecs.nvc.stream import VideoDecoder
+
+    for env in (COND_WEIGHTS_ENV, PFRAME_WEIGHTS_ENV):  # the released default weights
+        monkeypatch.delenv(env, raising=False)
+    expected = VIDEO_MANIFEST[name]
+    decoder = VideoDecoder(io.BytesIO((CONFORMANCE / "video" / name).read_bytes()))
+    frames = [e.rgb for e in decoder.events() if hasattr(e, "rgb")]
+    assert decoder.damage is None and decoder.file.header.codec_version == expected["nvc_version"]
+    assert (len(frames), *frames[0].shape) == (expected["frames"], expected["height"], expected["width"], 3)
+    reference = load_image(CONFORMANCE / "video" / expected["reference"]).pixels.astype(int)
+    assert np.abs(np.concatenate(frames).astype(int) - reference).max() <= expected["tolerance"]
 
 
 def test_metadata_stream_keeps_its_metadata():

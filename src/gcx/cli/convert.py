@@ -117,12 +117,12 @@ def _encode_video(
     seconds = report.frames / float(report.frame_rate) if report.frame_rate else 0
     rate = f", {8 * report.video_bytes / seconds / 1000:.1f} kbit/s video" if seconds else ""
     if report.version >= 2:
-        kinds = f"nvc version 2: {report.frames - report.predicted} intra and {report.predicted} predicted frames"
-    else:
         kinds = (
-            "nvc version 1 codes every frame as an intra frame (predicted frames are not implemented without "
-            "the conditional weights, or with --gop 1)"
+            f"nvc version {report.version}: {report.frames - report.predicted} intra and "
+            f"{report.predicted} predicted frames"
         )
+    else:
+        kinds = "nvc version 1 codes every frame as an intra frame (no P-frame weights installed, or --gop 1)"
     click.echo(
         f"gcx: {kinds}: {report.frames} frames in {report.gops} GOPs{rate}, "
         f"{report.frames / report.seconds:.2f} frames/s",
