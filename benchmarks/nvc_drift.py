@@ -58,7 +58,7 @@ def main() -> None:
     base = decoded[MACHINES[0][0]]
     for label, frames in list(decoded.items())[1:]:
         diff = np.abs(frames - base)
-        per_position = [diff[i :: args.gop].max() for i in range(min(args.gop, len(diff)))]
+        per_position = [int(diff[i :: args.gop].max()) for i in range(min(args.gop, len(diff)))]
         print(
             f"{label} vs 2 threads: max {diff.max()}, mean {diff.mean():.4f}, pixels differing "
             f"{100 * (diff > 0).mean():.3f}%; max by position in the GOP: {per_position}"

@@ -80,12 +80,13 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         with coded.open("rb") as f:
             kinds = vapi.inspect_video(f)["frame_types"]
+    predicted = kinds["predicted"]["frames"] + kinds["motion"]["frames"]
     x264_enc, x264_dec = _x264_fps(rgb)
     h, w = rgb[0].shape[:2]
     print(f"{n} frames {w}x{h}, quality {args.quality:g}, {args.threads} threads, decode median of {args.runs}:")
     print(
         f"  nvc   encode {encode_fps:.1f} fps  decode {n / statistics.median(times):.1f} fps  "
-        f"({kinds['intra']['frames']} intra, {kinds['predicted']['frames']} predicted frames)"
+        f"({kinds['intra']['frames']} intra, {predicted} predicted frames)"
     )
     print(f"  x264  encode {x264_enc:.1f} fps  decode {x264_dec:.1f} fps  (medium, CRF 23, 1 thread)")
 
