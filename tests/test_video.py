@@ -246,6 +246,7 @@ def test_cli_encode_info_decode_png_sequence(
     capsys, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GCX_NVC_WEIGHTS", str(tmp_path / "no-conditional-weights.safetensors"))
+    monkeypatch.setenv("GCX_NVC_PFRAME_WEIGHTS", str(tmp_path / "no-pframe-weights.safetensors"))
     code, _, err = gcx(capsys, "encode", clip, "-o", tmp_path / "c.gcx", "--gop", "5", "-q", "40")
     assert code == 0 and "intra" in err
     code, out, _ = gcx(capsys, "info", tmp_path / "c.gcx")
