@@ -100,3 +100,53 @@ def test_hostile_motion_payloads_raise_format_errors() -> None:
     far = encode_vectors(np.full((2, 2, 2), MAX_VECTOR + 5, np.int64))  # codable, but no valid field
     with pytest.raises(GcxFormatError, match="beyond"):
         decode_vectors(far, 2, 2, "VFRM")
+
+
+def _brute_force(cur: np.ndarray, ref: np.ndarray, search: int = 32, refine: int = 3) -> np.ndarray:
+    """The search spelled out candidate by candidate: the windowed refinement must find the same vectors."""
+    from gcx.codecs.nvc import motion
+
+    by, bx = cur.shape[0] // BLOCK, cur.shape[1] // BLOCK
+    cur_y, ref_y = motion._luma(cur), motion._luma(ref)
+    coarse = [motion._block_sums(y, motion.COARSE) // motion.COARSE**2 for y in (cur_y, ref_y)]
+    starts = [motion._coarse_search(*coarse, search // motion.COARSE), np.zeros((by, bx, 2), np.int64)]
+    blocks = cur_y.reshape(by, BLOCK, bx, BLOCK).transpose(0, 2, 1, 3)
+    best = np.full((by, bx), np.iinfo(np.int64).max)
+    vectors = np.zeros((by, bx, 2), np.int64)
+
+    def consider(candidate: np.ndarray) -> None:
+        cost = np.abs(blocks - motion._gather(ref_y, candidate)).sum(axis=(2, 3))
+        cost += motion.VECTOR_COST * np.abs(candidate).sum(axis=2)
+        better = cost < best
+        best[better] = cost[better]
+        vectors[better] = candidate[better]
+
+    for start in starts:
+        for dy in range(-refine, refine + 1):
+            for dx in range(-refine, refine + 1):
+                consider(start + np.array([dy, dx]))
+    for _ in range(motion.PROPAGATION_PASSES):
+        padded = np.pad(vectors, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            consider(padded[1 + dy : 1 + dy + by, 1 + dx : 1 + dx + bx].copy())
+    return vectors
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_windowed_search_finds_what_trying_every_candidate_finds(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ref = photo_like(80, 112, 3, seed=seed)
+    cur = np.clip(
+        np.roll(ref, (int(rng.integers(-9, 10)), int(rng.integers(-9, 10))), (0, 1)).astype(int)
+        + rng.integers(-12, 13, ref.shape),
+        0,
+        255,
+    ).astype(np.uint8)  # moved, noisy: ties and misses
+    assert np.array_equal(estimate(cur, ref), _brute_force(cur, ref))
+    assert np.array_equal(estimate(ref, cur), _brute_force(ref, cur))
+
+
+def test_search_beyond_the_vector_limit_is_refused() -> None:
+    ref = photo_like(32, 32, 3, seed=1)
+    with pytest.raises(ValueError, match="vector limit"):
+        estimate(ref, ref, search=MAX_VECTOR)

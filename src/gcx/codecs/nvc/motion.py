@@ -72,6 +72,33 @@ def _gather(ref: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return ref[rows[:, :, :, None], cols[:, :, None, :]]
 
 
+def _refine(
+    blocks: np.ndarray, ref: np.ndarray, start: np.ndarray, radius: int, best: np.ndarray, vectors: np.ndarray
+) -> None:
+    """Every vector within +-radius of each block's start, in row-major order of the offsets: the first
+    strictly better cost wins, as if tried one by one. Works a row of blocks at a time: one window of
+    the reference per block, all offsets read from it."""
+    h, w = ref.shape
+    side = BLOCK + 2 * radius
+    span = np.arange(side) - radius
+    offsets = np.arange(-radius, radius + 1)
+    for row in range(blocks.shape[0]):
+        s = start[row]  # (Bx, 2)
+        rows = np.clip(row * BLOCK + s[:, 0, None] + span, 0, h - 1)  # (Bx, side)
+        cols = np.clip(np.arange(blocks.shape[1])[:, None] * BLOCK + s[:, 1, None] + span, 0, w - 1)
+        window = ref[rows[:, :, None], cols[:, None, :]]  # (Bx, side, side)
+        views = np.lib.stride_tricks.sliding_window_view(window, (BLOCK, BLOCK), axis=(1, 2))
+        cost = np.abs(views - blocks[row][:, None, None]).sum(axis=(3, 4))  # (Bx, 2r+1, 2r+1)
+        cost += VECTOR_COST * (np.abs(s[:, 0, None, None] + offsets[:, None]) + np.abs(s[:, 1, None, None] + offsets))
+        flat = cost.reshape(len(s), -1)
+        pick = flat.argmin(axis=1)  # the first minimum: row-major order of the offsets
+        value = flat[np.arange(len(s)), pick]
+        better = value < best[row]
+        best[row, better] = value[better]
+        chosen = s + np.stack([offsets[pick // (2 * radius + 1)], offsets[pick % (2 * radius + 1)]], 1)
+        vectors[row, better] = chosen[better]
+
+
 def estimate(cur: np.ndarray, ref: np.ndarray, search: int = 32, refine: int = 3) -> np.ndarray:
     """Motion of `cur` (H, W, 3) uint8 against `ref`: int64 (H/16, W/16, 2) vectors (dy, dx).
 
@@ -80,6 +107,8 @@ def estimate(cur: np.ndarray, ref: np.ndarray, search: int = 32, refine: int = 3
     neighbours' vectors. Costs are SAD plus a small charge per pixel of vector length.
     """
     by, bx = _check(cur.shape, ref.shape)
+    if search + refine > MAX_VECTOR:
+        raise ValueError(f"search {search} + refine {refine} reaches past the {MAX_VECTOR}-pixel vector limit")
     cur_y, ref_y = _luma(cur), _luma(ref)
     coarse_cur = _block_sums(cur_y, COARSE) // (COARSE * COARSE)
     coarse_ref = _block_sums(ref_y, COARSE) // (COARSE * COARSE)
@@ -96,10 +125,8 @@ def estimate(cur: np.ndarray, ref: np.ndarray, search: int = 32, refine: int = 3
         best[better] = cost[better]
         vectors[better] = candidate[better]
 
-    deltas = [np.array([dy, dx]) for dy in range(-refine, refine + 1) for dx in range(-refine, refine + 1)]
     for start in starts:
-        for delta in deltas:
-            consider(start + delta)
+        _refine(blocks, ref_y, start, refine, best, vectors)
     for _ in range(PROPAGATION_PASSES):  # where the coarse search failed (flat luma), a neighbour's vector may fit
         padded = np.pad(vectors, ((1, 1), (1, 1), (0, 0)), mode="edge")
         for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
