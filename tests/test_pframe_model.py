@@ -124,3 +124,38 @@ def test_predictions_follow_the_reference() -> None:
     cur = np.roll(ref, (2, -3), axis=(0, 1))
     pred = pframes.predict(ref[None], cur[None])[0]
     assert np.array_equal(pred[16:48, 16:48], cur[16:48, 16:48])
+
+
+def test_frame_spans_are_consecutive_frames_of_one_crop() -> None:
+    clip = np.arange(6)[:, None, None, None] * np.ones((6, 8, 8, 3), np.uint8)  # frame t is all t
+    pairs = pframes.FramePairs([clip.astype(np.uint8)], 4)
+    frames = pairs.batch(5, torch.Generator().manual_seed(0), span=4)
+    assert len(frames) == 4 and all(f.shape == (5, 4, 4, 3) for f in frames)
+    values = np.stack([f[:, 0, 0, 0] for f in frames])  # (span, batch)
+    assert (np.diff(values.astype(int), axis=0) == 1).all()  # oldest first, one frame apart
+
+
+def test_chain_training_runs_on_references_decoded_by_the_model(
+    clips: Path,
+    photos: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = train_ntc.train(_ntc_args(photos, tmp_path / "intra", steps=3, context=0))
+    p_passes = []
+    real = pframes.hard_pass
+
+    def spy(model: NtcModel, x: torch.Tensor, position: float, pred=None, bf16: bool = False):
+        p_passes.append(pred is not None)
+        return real(model, x, position, pred, bf16)
+
+    monkeypatch.setattr(pframes, "hard_pass", spy)
+    options = ["--clips", "shapes.mp4", "--crop", "64", "--batch", "2", "--threads", "1", "--steps", "4"]
+    args = pframes._train_parser().parse_args(
+        ["--init-from", str(source), "--out", str(tmp_path / "p"), "--clip-dir", str(clips), "--chain", "3", *options]
+    )
+    args.log_every = 2
+    state = torch.load(pframes.train(args), weights_only=False)
+    assert state["step"] == 4 and state["args"]["chain"] == 3
+    assert sum(p_passes) > 4  # besides one logging pass per step, P-frame decodes of chain references
+    assert len((tmp_path / "p" / "progress.log").read_text().splitlines()) == 2

@@ -55,18 +55,18 @@ class FramePairs:
             raise ValueError(f"no clip with two frames of at least {crop}x{crop} pixels")
         self.crop = crop
 
-    def batch(self, size: int, gen: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(previous, current) uint8 arrays of shape (size, crop, crop, 3)."""
+    def batch(self, size: int, gen: torch.Generator, span: int = 2) -> list[np.ndarray]:
+        """`span` consecutive frames, oldest first, each a uint8 array of shape (size, crop, crop, 3)."""
         c = self.crop
-        prev, cur = [], []
+        out: list[list[np.ndarray]] = [[] for _ in range(span)]
         for _ in range(size):
             clip = self.clips[int(torch.randint(len(self.clips), (1,), generator=gen))]
-            t = int(torch.randint(1, clip.shape[0], (1,), generator=gen))
+            t = int(torch.randint(min(span - 1, clip.shape[0] - 1), clip.shape[0], (1,), generator=gen))
             top = int(torch.randint(clip.shape[1] - c + 1, (1,), generator=gen))
             left = int(torch.randint(clip.shape[2] - c + 1, (1,), generator=gen))
-            prev.append(clip[t - 1, top : top + c, left : left + c])
-            cur.append(clip[t, top : top + c, left : left + c])
-        return np.stack(prev), np.stack(cur)
+            for k in range(span):  # a clip shorter than the span repeats its first frame
+                out[k].append(clip[max(0, t - span + 1 + k), top : top + c, left : left + c])
+        return [np.stack(frames) for frames in out]
 
 
 def predict(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
@@ -131,10 +131,14 @@ def train(args: argparse.Namespace) -> Path:
     model.train()
     while run.running:
         lr = run.start_step()
-        prev, cur = pairs.batch(args.batch, run.gen)
+        span = 2 if args.chain == 1 else 2 + int(torch.randint(args.chain, (1,), generator=run.gen))
+        *before, cur = pairs.batch(args.batch, run.gen, span)
         level = int(torch.randint(len(lambdas), (1,), generator=run.gen))
         x = _tensor(cur).contiguous(memory_format=torch.channels_last)
-        _, reference = hard_pass(intra, _tensor(prev), float(level), bf16=args.bf16)
+        _, reference = hard_pass(intra, _tensor(before[0]), float(level), bf16=args.bf16)
+        for frame in before[1:]:  # P-frames decoded by the model itself, as along a GOP
+            pred = _tensor(predict(_uint8(reference), frame))
+            _, reference = hard_pass(model, _tensor(frame), float(level), pred, args.bf16)
         pred = _tensor(predict(_uint8(reference), cur)).contiguous(memory_format=torch.channels_last)
         result = model(x, pred, torch.tensor(float(level)), run.gen, args.bf16)
         pixels = x.shape[0] * x.shape[2] * x.shape[3]
@@ -165,6 +169,12 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=0, help="frames per clip (0: all)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=128, help="crop side in pixels (a multiple of 64)")
+    p.add_argument(
+        "--chain",
+        type=int,
+        default=1,
+        help="references from chains of 1..N frames: intra, then P-frames decoded by the model (1: intra only)",
+    )
     p.add_argument("--bf16", action="store_true", help="transforms in bfloat16 (about 2x faster with AMX)")
     return p
 
