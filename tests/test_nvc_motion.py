@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +174,18 @@ def test_motion_file_without_its_weights_names_the_hash(
     monkeypatch.setenv(PFRAME_WEIGHTS_ENV, str(_tiny_pframe_weights(tmp_path / "other.safetensors", seed=4)))
     with pytest.raises(CodecNotFoundError, match=wanted):
         decoded(coded)
+
+
+def test_motion_file_finds_its_weights_beside_newer_ones(
+    coded: Path, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Released P-frame weights are never overwritten: a newer default beside them must not orphan old files."""
+    shutil.copy(env[PFRAME_WEIGHTS_ENV], tmp_path / "nvc-v3-pframe.safetensors")
+    newer = _tiny_pframe_weights(tmp_path / "nvc-v4-pframe.safetensors", seed=4)
+    (tmp_path / "nvc-v9-pframe-broken.safetensors").write_bytes(b"not weights")
+    monkeypatch.setenv(PFRAME_WEIGHTS_ENV, str(newer))
+    frames, decoder = decoded(coded)
+    assert decoder.damage is None and len(frames) == 16
 
 
 def _rewritten(coded: Path, version: int, drop: tuple[str, ...] = (), edit=None) -> bytes:

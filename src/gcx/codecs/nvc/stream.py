@@ -62,19 +62,19 @@ class EncodeReport:
     predicted: int = 0  # frames coded as P-frames
 
 
-_loaded: dict[str, tuple[tuple[str, int, int], object]] = {}  # per kind of weights: (file identity, weights)
+_loaded: dict[tuple[str, int, int], object] = {}  # weights by file identity (path, size, mtime)
 
 
-def _installed(kind: str, path: Path, load: Callable[[Path], object]) -> object | None:
+def _installed(path: Path, load: Callable[[Path], object]) -> object | None:
     """The weights file at `path`, loaded once per file version, or None if there is no file."""
     try:
         st = path.stat()
     except OSError:
         return None
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if kind not in _loaded or _loaded[kind][0] != key:
-        _loaded[kind] = (key, load(path))
-    return _loaded[kind][1]
+    if key not in _loaded:
+        _loaded[key] = load(path)
+    return _loaded[key]
 
 
 def _load_pframes(path: Path) -> NtcWeights:
@@ -92,12 +92,12 @@ def _load_cond(path: Path) -> CondWeights:
 
 def load_pframe_weights() -> NtcWeights | None:
     """The installed P-frame weights (version 3), or None if there is no file."""
-    return _installed("pframe", pframe_weights_path(), _load_pframes)  # type: ignore[return-value]
+    return _installed(pframe_weights_path(), _load_pframes)  # type: ignore[return-value]
 
 
 def load_cond_weights() -> CondWeights | None:
     """The installed conditional weights (version 2), or None if there is no file."""
-    return _installed("cond", cond_weights_path(), _load_cond)  # type: ignore[return-value]
+    return _installed(cond_weights_path(), _load_cond)  # type: ignore[return-value]
 
 
 # nvc codes a frame's latents in one pass, so its frames need ntc weights without a context model:
@@ -312,19 +312,29 @@ class VideoFile:
     pframe_hash: bytes | None = None  # version 3: SHA-256 of the P-frame weights (VPFW)
 
 
-def _required(kind: str, wanted: bytes, installed, path: Path, env: str):
-    """The installed weights of a file's P-frames if they are the ones it names, else a clear error."""
+def _weights_for(kind: str, wanted: bytes, path: Path, pattern: str, load: Callable[[Path], object], env: str):
+    """The P-frame weights a file names, found by hash: the configured file, else a released file of that
+    kind beside it (released weights are never overwritten: a newer export gets a new name), else a
+    clear error naming the hash."""
+    installed = _installed(path, load)
+    if installed is not None and installed.sha256 == wanted:  # type: ignore[attr-defined]
+        return installed
+    for candidate in sorted(path.parent.glob(pattern)):
+        try:
+            weights = _installed(candidate, load)
+        except Exception:  # not loadable as this kind of weights, so not the one
+            continue
+        if weights is not None and weights.sha256 == wanted:  # type: ignore[attr-defined]
+            return weights
     if installed is None:
         raise CodecNotFoundError(
             f"this video has P-frames made with nvc {kind} weights {wanted.hex()}; "
             f"none installed at {path} (set {env} to that weights file)"
         )
-    if installed.sha256 != wanted:
-        raise CodecNotFoundError(
-            f"this video was made with nvc {kind} weights {wanted.hex()}, but the installed ones "
-            f"({path}) are {installed.sha256.hex()}: decode it with the weights it was made with"
-        )
-    return installed
+    raise CodecNotFoundError(
+        f"this video was made with nvc {kind} weights {wanted.hex()}, but the installed ones "
+        f"({path}) are {installed.sha256.hex()}: decode it with the weights it was made with"  # type: ignore[attr-defined]
+    )
 
 
 def _chunks_from(stream: BinaryIO, offset: int, limits: Limits) -> Iterator[Chunk]:
@@ -465,12 +475,22 @@ class VideoDecoder:
             if self._weights.context is not None:
                 raise GcxFormatError("nvc frames must be coded with ntc weights without a context model")
         if self.file.cond_hash is not None and self._cond is None:
-            self._cond = _required(
-                "conditional", self.file.cond_hash, load_cond_weights(), cond_weights_path(), COND_WEIGHTS_ENV
+            self._cond = _weights_for(
+                "conditional",
+                self.file.cond_hash,
+                cond_weights_path(),
+                "nvc-*cond*.safetensors",
+                _load_cond,
+                COND_WEIGHTS_ENV,
             )
         if self.file.pframe_hash is not None and self._pframes is None:
-            self._pframes = _required(
-                "P-frame", self.file.pframe_hash, load_pframe_weights(), pframe_weights_path(), PFRAME_WEIGHTS_ENV
+            self._pframes = _weights_for(
+                "P-frame",
+                self.file.pframe_hash,
+                pframe_weights_path(),
+                "nvc-*pframe*.safetensors",
+                _load_pframes,
+                PFRAME_WEIGHTS_ENV,
             )
         return self._weights
 
