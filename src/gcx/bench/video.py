@@ -156,7 +156,7 @@ class NvcBenchCodec:
         events = [Frame(rgb, number, 1) for number, rgb in enumerate(frames)]
         gop = 1 if self.intra_only else DEFAULT_GOP
         with warnings.catch_warnings():
-            # No conditional weights means all-intra nvc: the point's `predicted` count already says so.
+            # No P-frame weights means all-intra nvc: the point's `predicted` count already says so.
             warnings.filterwarnings("ignore", message="nvc: ")
             report = encode_video(info, events, {}, buffer, quality=setting, gop=gop, predicted=not self.intra_only)
         return Encoded(buffer.getvalue(), "P-frames" if report.predicted else "intra", report.predicted)

@@ -130,7 +130,7 @@ def bench(
     Video (--video): PATHS are clips, or folders whose video files are all taken. The first --frames
     frames of each clip are decoded once to RGB (cropped to even sizes) and every codec codes those:
     x264 and x265 (preset medium, CRF, yuv420p, one thread, raw streams), ntc-intra (nvc with GOP 1) and
-    nvc (default GOP; P-frames only with the conditional weights installed, the 'mode' column says which).
+    nvc (default GOP; P-frames only with P-frame or conditional weights installed, the 'mode' column says which).
     Rates are bits per pixel and kbit/s of the whole stream; PSNR is the mean per-frame PSNR in RGB and
     luma; speeds are frames per second including colour conversion.
     """
