@@ -288,7 +288,7 @@ class _FrameCoder:
             return intra.frame_type, (intra.hyper, intra.latent, b"")
         if not gop_start and self.pixels is not None:
             motion = encode_motion(self.pframes, rgb, code, self.pixels)
-            if len(motion.motion + motion.hyper + motion.latent) <= len(intra.hyper + intra.latent):
+            if len(motion.motion) + len(motion.hyper) + len(motion.latent) <= len(intra.hyper) + len(intra.latent):
                 self.pixels = motion.rgb
                 return syntax.MOTION, (motion.hyper, motion.latent, motion.motion)
         self.pixels = synthesize(self.weights, intra.latents, rgb.shape[0], rgb.shape[1], code)
@@ -313,9 +313,9 @@ class VideoFile:
 
 
 def _weights_for(kind: str, wanted: bytes, path: Path, pattern: str, load: Callable[[Path], object], env: str):
-    """The P-frame weights a file names, found by hash: the configured file, else a released file of that
-    kind beside it (released weights are never overwritten: a newer export gets a new name), else a
-    clear error naming the hash."""
+    """The weights a file's P-frames name (either kind), found by hash: the configured file, else a
+    released file of that kind beside it (released weights are never overwritten: a newer export gets
+    a new name), else a clear error naming the hash."""
     installed = _installed(path, load)
     if installed is not None and installed.sha256 == wanted:  # type: ignore[attr-defined]
         return installed
