@@ -153,6 +153,30 @@ def test_resumed_run_is_bit_identical(photos: Path, tmp_path: Path) -> None:
     assert torch.equal(whole["rng"], resumed["rng"])
 
 
+def test_level_weights_draw_rate_points_in_proportion() -> None:
+    a, b = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    uniform = [train_ntc._draw_level(8, None, a) for _ in range(20)]
+    assert uniform == [int(torch.randint(8, (1,), generator=b)) for _ in range(20)]  # as runs before weights drew
+    gen = torch.Generator().manual_seed(0)
+    weights = train_ntc._level_weights([0, 1, 3], 3)
+    draws = np.bincount([train_ntc._draw_level(3, weights, gen) for _ in range(4000)], minlength=3)
+    assert draws[0] == 0
+    assert 0.70 < draws[2] / 4000 < 0.80
+    with pytest.raises(SystemExit, match="need 3 non-negative weights"):
+        train_ntc._level_weights([1, 2], 3)
+    with pytest.raises(SystemExit, match="not all zero"):
+        train_ntc._level_weights([0, 0, 0], 3)
+
+
+def test_weighted_run_trains_only_the_weighted_rate_point(photos: Path, tmp_path: Path) -> None:
+    args = _train_args(photos, tmp_path, steps=5)
+    args.level_weights = [0.0] * (len(TINY.lambdas) - 1) + [1.0]
+    train_ntc.train(args)
+    top = len(TINY.lambdas) - 1
+    line = next(x for x in (tmp_path / PROGRESS).read_text().splitlines() if x.startswith("step 5 "))
+    assert f"q{top}=" in line and line.count("bpp/") == 1
+
+
 # ---- codec ------------------------------------------------------------------------------------
 
 
