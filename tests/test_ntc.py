@@ -26,7 +26,7 @@ from gcx.errors import CodecNotFoundError, GcxFormatError, UnsupportedImageError
 from gcx.image import RasterImage
 from gcx.registry import CodecRegistry
 from gcx.train import ntc as train_ntc
-from gcx.train.loop import PROGRESS
+from gcx.train.loop import PROGRESS, STOP
 from tests.conftest import photo_like, run_on_machines
 
 TINY = NtcConfig(n=8, m=8, mz=8)
@@ -175,6 +175,19 @@ def test_weighted_run_trains_only_the_weighted_rate_point(photos: Path, tmp_path
     top = len(TINY.lambdas) - 1
     line = next(x for x in (tmp_path / PROGRESS).read_text().splitlines() if x.startswith("step 5 "))
     assert f"q{top}=" in line and line.count("bpp/") == 1
+
+
+def test_stop_file_checkpoints_and_a_resume_goes_on(photos: Path, tmp_path: Path) -> None:
+    whole = torch.load(train_ntc.train(_train_args(photos, tmp_path / "a", steps=6)), weights_only=False)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / STOP).touch()
+    stopped = torch.load(train_ntc.train(_train_args(photos, tmp_path / "b", steps=6)), weights_only=False)
+    assert stopped["step"] == 0 and not (tmp_path / "b" / STOP).exists()
+    assert "stopped by STOP" in (tmp_path / "b" / PROGRESS).read_text()
+    resumed = torch.load(train_ntc.train(_train_args(photos, tmp_path / "b", steps=6, resume=True)), weights_only=False)
+    assert resumed["step"] == 6
+    for key, value in whole["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
 
 
 # ---- codec ------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from torch import nn
 
 CHECKPOINT = "last.pt"
 PROGRESS = "progress.log"
+STOP = "STOP"  # touch OUT/STOP: the run checkpoints and ends after the current step
 
 
 def learning_rate(step: int, total: int, base: float, decay_frac: float, warmup: int = 0) -> float:
@@ -88,6 +89,16 @@ class Run:
 
     @property
     def running(self) -> bool:
+        """False at the last step, or once OUT/STOP appears (consumed, so a resumed run goes on).
+
+        Why a file: a background run stopped with `kill` loses up to --ckpt-minutes of work, and a
+        fork (a decay run, an export) wants the checkpoint of the step it stopped at.
+        """
+        stop_file = self.out / STOP
+        if self.step < self.stop and stop_file.exists():
+            stop_file.unlink()
+            self.log.write(f"# step {self.step}: stopped by {STOP}\n")
+            return False
         return self.step < self.stop
 
     def start_step(self) -> float:
