@@ -25,8 +25,9 @@ from gcx.container.reader import read_container
 from gcx.errors import CodecNotFoundError, GcxFormatError, UnsupportedImageError
 from gcx.image import RasterImage
 from gcx.registry import CodecRegistry
+from gcx.train import loop
 from gcx.train import ntc as train_ntc
-from gcx.train.loop import PROGRESS, STOP
+from gcx.train.loop import PROGRESS, STOP, native_bf16
 from tests.conftest import photo_like, run_on_machines
 
 TINY = NtcConfig(n=8, m=8, mz=8)
@@ -188,6 +189,22 @@ def test_stop_file_checkpoints_and_a_resume_goes_on(photos: Path, tmp_path: Path
     assert resumed["step"] == 6
     for key, value in whole["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [("fpu avx2 amx_bf16 amx_tile", True), ("fpu avx512f avx512_bf16", True), ("fpu avx avx2 fma", False)],
+)
+def test_native_bf16_reads_the_cpu_flags(flags: str, native: bool) -> None:
+    assert native_bf16(f"processor\t: 0\nflags\t\t: {flags}\n") is native
+
+
+def test_bf16_on_a_cpu_without_it_is_logged(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loop, "native_bf16", lambda: False)
+    args = _train_args(photos, tmp_path, steps=1)
+    args.bf16 = True
+    train_ntc.train(args)
+    assert "# warning: --bf16 on a CPU without AMX" in (tmp_path / PROGRESS).read_text()
 
 
 # ---- codec ------------------------------------------------------------------------------------
