@@ -1,6 +1,6 @@
 """BD-rates of every lossy codec against every other, from the JSON of a `gcx bench` run.
 
-Usage: python benchmarks/bd_matrix.py BENCH.json [--metric psnr_rgb|psnr_y|msssim_db]
+Usage: python benchmarks/bd_matrix.py BENCH.json [--metric psnr_rgb|psnr_y|msssim_db] [--per-image TEST:ANCHOR]
 `gcx bench` reports BD-rates against one anchor; this reads the same points (no re-encoding) and
 computes them the same way (gcx.bench.report: PCHIP per image over the overlapping quality range,
 then the mean over images) for every pair. Row = codec measured, column = anchor; negative = fewer bits.
@@ -20,6 +20,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("json", type=Path)
     p.add_argument("--metric", default="psnr_rgb", choices=["psnr_rgb", "psnr_y", "msssim_db"])
+    p.add_argument("--per-image", metavar="TEST:ANCHOR", help="also each image's BD-rate of TEST against ANCHOR")
     args = p.parse_args()
     data = json.loads(args.json.read_text())
     points = [Point(**q) for q in data["points"] if q["quality"] is not None]
@@ -35,6 +36,14 @@ def main() -> None:
             bd = _bd_summary(by_codec[anchor], by_codec[test], images, args.metric).images_mean
             cells.append(f"{'-' if bd is None else f'{bd:+.1f}%':>{width}}")
         print(f"{test:<{width}}" + "".join(cells))
+    if args.per_image:
+        test, _, anchor = args.per_image.partition(":")
+        if test not in by_codec or anchor not in by_codec:
+            raise SystemExit(f"--per-image: codecs must be two of {', '.join(codecs)}")
+        print(f"\nBD-rate ({args.metric}) of {test} against {anchor}, per image")
+        for name in images:
+            bd = _bd_summary(by_codec[anchor], by_codec[test], [name], args.metric).images_mean
+            print(f"{name:<24}{'-' if bd is None else f'{bd:+.1f}%':>8}")
 
 
 if __name__ == "__main__":

@@ -143,6 +143,33 @@ def test_detail_candidates_prefer_textured_crops(tmp_path: Path) -> None:
     assert mean_detail(3) > 1.3 * mean_detail(1)
 
 
+def test_jpeg_fraction_round_trips_that_share_of_crops(tmp_path: Path) -> None:
+    from gcx.train.data import JPEG_QUALITIES, PhotoCrops, jpeg_round_trip
+
+    Image.fromarray(photo_like(96, 96, 3, seed=4)).save(tmp_path / "photo.png")
+    crops = PhotoCrops(tmp_path, 32)
+    plain = crops.batch(6, torch.Generator().manual_seed(3))
+    assert torch.equal(plain, crops.batch(6, torch.Generator().manual_seed(3), 1, 0.0))  # earlier runs unchanged
+    gen, changed, qualities = torch.Generator().manual_seed(5), 0, set()
+    for _ in range(200):
+        twin = torch.Generator()
+        twin.set_state(gen.get_state())
+        original = crops._crop(twin)  # the crop the batch draws first, before any JPEG
+        after = (crops.batch(1, gen, 1, 0.3)[0] * 255).round().to(torch.uint8)
+        if torch.equal(after, original):
+            continue
+        changed += 1
+        found = [
+            q
+            for q in range(JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1)
+            if torch.equal(jpeg_round_trip(original, q), after)
+        ]
+        assert found, "a changed crop is that crop after JPEG at a quality of the range"
+        qualities.update(found)
+    assert 40 <= changed <= 80  # 30% of 200, with room for chance
+    assert min(qualities) < 60 and max(qualities) > 85  # the whole range is drawn
+
+
 def test_resumed_run_is_bit_identical(photos: Path, tmp_path: Path) -> None:
     whole = torch.load(train_ntc.train(_train_args(photos, tmp_path / "a", steps=8)), weights_only=False)
     train_ntc.train(_train_args(photos, tmp_path / "b", steps=8, stop_at=4))

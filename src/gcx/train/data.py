@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +29,27 @@ class PhotoCrops:
         if not self.images:
             raise ValueError(f"no image of at least {crop}x{crop} pixels in {folder}")
 
-    def batch(self, size: int, generator: torch.Generator, candidates: int = 1) -> torch.Tensor:
+    def batch(
+        self, size: int, generator: torch.Generator, candidates: int = 1, jpeg_fraction: float = 0.0
+    ) -> torch.Tensor:
         """(size, 3, crop, crop) float32 in [0, 1].
 
         With `candidates` > 1 each crop is the most detailed (largest mean absolute difference between
         neighbouring pixels) of that many random crops: wallpaper photos are mostly sky and blur, and
         a codec trained on them reconstructs textures poorly. 1 draws exactly what earlier runs drew.
+
+        With `jpeg_fraction` > 0 that share of the crops goes through a JPEG round trip (see
+        `jpeg_round_trip`); 0 draws nothing more from the generator, so earlier runs are unchanged.
         """
         out = torch.empty(size, 3, self.crop, self.crop)
         for i in range(size):
             drawn = [self._crop(generator) for _ in range(candidates)]
             patch = max(drawn, key=detail) if candidates > 1 else drawn[0]
+            if jpeg_fraction > 0:
+                draw = torch.rand(2, generator=generator, dtype=torch.float64)
+                if float(draw[0]) < jpeg_fraction:
+                    quality = JPEG_QUALITIES[0] + int(float(draw[1]) * (JPEG_QUALITIES[1] - JPEG_QUALITIES[0] + 1))
+                    patch = jpeg_round_trip(patch, quality)
             out[i] = patch.float() / 255.0
         return out
 
@@ -54,6 +65,26 @@ class PhotoCrops:
         if flips[1]:
             patch = patch.flip(1)
         return patch
+
+
+JPEG_QUALITIES = (50, 95)  # the range of the training crops' JPEG round trips, both ends included
+
+
+def jpeg_round_trip(patch: torch.Tensor, quality: int) -> torch.Tensor:
+    """A uint8 (3, H, W) patch after JPEG (Pillow, 4:2:0) at `quality`.
+
+    Why: most photos people keep were a JPEG once, and their block edges, ringing and flattened
+    chroma are content a codec must code; training photos are downscaled precisely to remove them,
+    so without this the model never sees any. The crop starts on the 8x8 (and 16x16) grid, as the
+    picture's own grid does in the codec.
+    """
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(patch.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=quality)
+    with Image.open(buf) as im:
+        back = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(back.copy()).permute(2, 0, 1).contiguous()
 
 
 def detail(patch: torch.Tensor) -> float:

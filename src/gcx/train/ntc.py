@@ -76,7 +76,8 @@ def train(args: argparse.Namespace) -> Path:
     model.train()
     while run.running:
         lr = run.start_step()
-        x = data.batch(args.batch, run.gen, args.detail_candidates).contiguous(memory_format=torch.channels_last)
+        x = data.batch(args.batch, run.gen, args.detail_candidates, args.jpeg_fraction)
+        x = x.contiguous(memory_format=torch.channels_last)
         level = _draw_level(len(lambdas), level_weights, run.gen)
         result = model(x, torch.tensor(float(level)), run.gen, args.bf16)
         pixels = x.shape[0] * x.shape[2] * x.shape[3]
@@ -129,6 +130,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, default=128)
     p.add_argument(
         "--detail-candidates", type=int, default=1, help="each crop: the most detailed of this many random ones"
+    )
+    p.add_argument(
+        "--jpeg-fraction", type=float, default=0.0, help="share of crops sent through a JPEG round trip (q 50-95)"
     )
     p.add_argument("--n", type=int, default=0, help=f"hidden channels (default {NtcConfig.n}; --init-from: widen to)")
     p.add_argument("--m", type=int, default=0, help=f"latent channels (default {NtcConfig.m}; --init-from: widen to)")
