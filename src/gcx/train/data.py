@@ -78,8 +78,6 @@ def jpeg_round_trip(patch: torch.Tensor, quality: int) -> torch.Tensor:
     so without this the model never sees any. The crop starts on the 8x8 (and 16x16) grid, as the
     picture's own grid does in the codec.
     """
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(patch.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=quality)
     with Image.open(buf) as im:

@@ -26,7 +26,7 @@ import torch
 
 from gcx.bench.metrics import psnr
 from gcx.codecs.ntc.model import NtcConfig, NtcModel
-from gcx.train.data import PhotoCrops
+from gcx.train.data import JPEG_QUALITIES, PhotoCrops
 from gcx.train.loop import Run, add_arguments, load_state
 
 
@@ -132,7 +132,10 @@ def _train_parser() -> argparse.ArgumentParser:
         "--detail-candidates", type=int, default=1, help="each crop: the most detailed of this many random ones"
     )
     p.add_argument(
-        "--jpeg-fraction", type=float, default=0.0, help="share of crops sent through a JPEG round trip (q 50-95)"
+        "--jpeg-fraction",
+        type=float,
+        default=0.0,
+        help="share of crops sent through a JPEG round trip (quality {}-{})".format(*JPEG_QUALITIES),
     )
     p.add_argument("--n", type=int, default=0, help=f"hidden channels (default {NtcConfig.n}; --init-from: widen to)")
     p.add_argument("--m", type=int, default=0, help=f"latent channels (default {NtcConfig.m}; --init-from: widen to)")
