@@ -18,12 +18,13 @@ from PIL import Image
 from gcx import api
 from gcx.codecs.ntc import codec as ntc_codec
 from gcx.codecs.ntc.codec import DEFAULT_WEIGHTS, WEIGHTS_ENV, NtcCodec
-from gcx.codecs.ntc.model import NtcConfig, NtcModel, ResidualUnit
+from gcx.codecs.ntc.model import NtcConfig, NtcModel
 from gcx.codecs.ntc.weights import export_weights
 from gcx.container.chunk import Chunk
 from gcx.container.reader import read_container
 from gcx.errors import CodecNotFoundError, GcxFormatError, UnsupportedImageError
 from gcx.image import RasterImage
+from gcx.nn.layers import ResidualUnit
 from gcx.registry import CodecRegistry
 from gcx.train import loop
 from gcx.train import ntc as train_ntc

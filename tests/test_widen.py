@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gcx.codecs.ntc.model import NtcConfig, NtcModel, ResidualUnit
+from gcx.codecs.ntc.model import NtcConfig, NtcModel
+from gcx.nn.layers import ResidualUnit
 from gcx.train import ntc as train_ntc
 from gcx.train.loop import learning_rate
 from gcx.train.widen import deepen, widen, widen_transforms

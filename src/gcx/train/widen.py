@@ -19,7 +19,8 @@ from dataclasses import replace
 
 import torch
 
-from gcx.codecs.ntc.model import NtcModel, ResidualUnit
+from gcx.codecs.ntc.model import NtcModel
+from gcx.nn.layers import ResidualUnit
 
 ANALYSIS_SCALE = 1e-3  # new analysis rows: tiny, so the new latents round to 0 at first
 SYNTHESIS_SCALE = 0.1  # new synthesis columns: small against a fresh layer's initialisation

@@ -9,6 +9,7 @@ g_a (encoder) and g_s (after entropy decoding).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from gcx.codecs.ntc.model import anchor_mask
 from gcx.codecs.ntc.weights import MEAN_FRAC_BITS, Z_LIMIT, NtcWeights, finish_params, hyper_outputs
 from gcx.entropy.coding import Table, decode_groups, encode_groups
 from gcx.nn.checkerboard import applies, off_anchor_outputs
+from gcx.nn.layers import run_inference
 from gcx.nn.stripes import in_row_stripes
 
 STRIDE = 64  # total downsampling to z: images are padded (edge replication) to multiples of this
@@ -70,7 +72,7 @@ def analyse(w: NtcWeights, rgb: np.ndarray, code: int, refine: int = 0) -> tuple
     x = torch.from_numpy(np.array(rgb, np.uint8)).permute(2, 0, 1)[None].float() / 255.0  # own, writable copy
     x = torch.nn.functional.pad(x, (0, _padded(wd) - wd, 0, _padded(h) - h), mode="replicate")
     pos = position(code, len(w.config.lambdas))
-    y = _in_stripes(w.model.g_a, x, 1, 16) * w.model.gain.gain(pos)
+    y = _in_stripes(partial(run_inference, w.model.g_a), x, 1, 16) * w.model.gain.gain(pos)
     if refine:
         from gcx.codecs.ntc.refine import refine_latents
 
@@ -178,7 +180,7 @@ def synthesize(w: NtcWeights, y_hat: torch.Tensor, height: int, width: int, code
     inv_gain = w.model.inv_gain.gain(position(code, len(w.config.lambdas)))
 
     def stripe(part: torch.Tensor) -> torch.Tensor:  # to uint8 per stripe: no float picture is ever whole
-        out = torch.nan_to_num(w.model.g_s(part * inv_gain).mul_(255.0), 0.0, 255.0, 0.0)
+        out = torch.nan_to_num(run_inference(w.model.g_s, part * inv_gain).mul_(255.0), 0.0, 255.0, 0.0)
         return out.round_().clamp_(0, 255).to(torch.uint8)
 
     x_hat = _in_stripes(stripe, y, 16, 1)

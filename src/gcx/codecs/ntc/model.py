@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from gcx.nn.layers import GDN, GainUnit
+from gcx.nn.layers import GDN, GainUnit, ResidualUnit
 
 LOG2 = math.log(2.0)
 
@@ -54,25 +54,6 @@ def _conv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
 
 def _deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, k, stride, k // 2, output_padding=stride - 1)
-
-
-class ResidualUnit(nn.Module):
-    """x + conv1x1(LeakyReLU(conv3x3(x))), the 1x1 starting at zero: depth that begins as the identity.
-
-    Zero at the start lets units be added to a trained model (gcx.train.widen.deepen) without
-    changing what it decodes; the 1x1 output keeps the parameter count low (164k at N=128).
-    """
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
-        self.act = nn.LeakyReLU(inplace=True)
-        self.out = nn.Conv2d(channels, channels, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.out(self.act(self.conv(x)))
 
 
 class FactorizedPrior(nn.Module):
