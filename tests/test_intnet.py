@@ -133,3 +133,41 @@ def test_checkerboard_evaluation_equals_the_dense_network(
         assert torch.equal(sparse[:, :, ~anchors], dense[:, :, ~anchors])
         assert not sparse[:, :, anchors].any()
     assert not checkerboard.applies(_quantized([nn.Conv2d(6, 4, 3, 2, 1)], x))
+
+
+@pytest.mark.parametrize(("batch", "height", "width"), [(1, 32, 48), (2, 5, 7), (1, 1, 1)])
+def test_winograd_3x3_equals_the_direct_convolution_bit_for_bit(batch: int, height: int, width: int) -> None:
+    """At the extremes the decoder meets (12-bit weights, 15-bit activations, 384 input channels)."""
+    from gcx.nn.intnet import winograd_3x3, winograd_filters
+
+    g = torch.Generator().manual_seed(height)
+    a = torch.randint(0, 1 << 15, (batch, 384, height, width), generator=g).double()
+    a[0, :, 0, 0] = (1 << 15) - 1  # the largest activation everywhere under one filter
+    w = torch.randint(-2047, 2048, (24, 384, 3, 3), generator=g).double()
+    w[0] = 2047
+    b = torch.randint(-(1 << 40), 1 << 40, (24,), generator=g).double()
+    expected = torch.nn.functional.conv2d(a, w, b, 1, 1)
+    assert expected.abs().max() > 2**36  # sums far beyond float32's exact range
+    assert torch.equal(winograd_3x3(a, winograd_filters(w), b), expected)
+
+
+def test_int_layer_uses_winograd_only_where_it_is_provably_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gcx.nn import intnet
+
+    calls = []
+    real = intnet.winograd_3x3
+    monkeypatch.setattr(intnet, "winograd_3x3", lambda *args: calls.append(1) or real(*args))
+    w = torch.full((4, 8, 3, 3), 2047, dtype=torch.int16)
+    layer = IntLayer(False, 1, w, torch.zeros(4, dtype=torch.int64), *(torch.zeros(4, dtype=torch.int64),) * 3)
+    layer.hi = torch.full((4,), 1 << 52)
+    small = torch.full((1, 8, 4, 4), 1000.0, dtype=torch.float64)
+    assert torch.equal(layer.forward(small), torch.nn.functional.conv2d(small, w.double(), None, 1, 1))
+    assert calls == [1]
+    huge = torch.full(
+        (1, 8, 4, 4), float(1 << 32), dtype=torch.float64
+    )  # 4 G g G^T sums would pass 2^53: the direct path
+    assert torch.equal(layer.forward(huge), torch.nn.functional.conv2d(huge, w.double(), None, 1, 1))
+    assert calls == [1]
+    strided = IntLayer(False, 2, w, *(torch.zeros(4, dtype=torch.int64),) * 3, torch.full((4,), 1 << 52))
+    strided.forward(small)
+    assert calls == [1]
