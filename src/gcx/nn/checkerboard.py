@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gcx.nn.intnet import STRIPE_BYTES, IntLayer, IntNet
+from gcx.nn.intnet import STRIPE_BYTES, IntLayer, IntNet, Winograd, exact_conv2d
 from gcx.nn.stripes import in_row_stripes
 
 _WANTED = ((0, 1), (1, 0))  # output phases off the anchors
@@ -68,9 +68,11 @@ def off_anchor_outputs(net: IntNet, x: torch.Tensor) -> torch.Tensor:
     _, b, offset, multiplier, lo, hi = first._constants()
     cout = first.out_channels
     offset2, multiplier2, lo2, hi2 = (torch.cat([v, v], 1) for v in (offset, multiplier, lo, hi))
+    b2 = torch.cat([b, b])
+    wino = Winograd.of(kernels) if kernels.shape[-1] == 3 else None  # k = 5: 3x3 phase kernels
 
     def phases(part: torch.Tensor) -> torch.Tensor:  # both wanted phases, stacked on channels
-        acc = F.conv2d(part, kernels, torch.cat([b, b]), 1, half)
+        acc = exact_conv2d(part, kernels, b2, 1, wino)
         h = acc.add_(offset2).mul_(multiplier2).floor_().clamp_(lo2, hi2)
         outs = [h[:, :cout], h[:, cout:]]
         for layer in net.layers[1:]:

@@ -89,6 +89,34 @@ def winograd_3x3(a: torch.Tensor, u: torch.Tensor, bias: torch.Tensor) -> torch.
     return out.mul(0.25).add_(bias.view(1, -1, 1, 1))
 
 
+@dataclass(frozen=True)
+class Winograd:
+    """The transformed filters of one 3x3 layer and what bounds its partial sums."""
+
+    u: torch.Tensor  # winograd_filters(weight)
+    u_sum: float  # the largest sum of |u| over the input channels
+
+    @classmethod
+    def of(cls, weight: torch.Tensor) -> Winograd:
+        u = winograd_filters(weight)
+        return cls(u, float(u.abs().sum(dim=2).max()))
+
+    def fits(self, a: torch.Tensor, bias: torch.Tensor) -> bool:
+        """Whether every partial sum provably stays below 2^53 for this input.
+
+        |B^T d B| <= 4 max|d|; the output transform adds up to 9 sums of products, then the bias.
+        """
+        top = float(bias.abs().max()) if bias.numel() else 0.0
+        return bool(a.numel()) and 9 * self.u_sum * 4 * float(a.abs().max()) + 4 * top < EXACT_LIMIT
+
+
+def exact_conv2d(a: torch.Tensor, w: torch.Tensor, b: torch.Tensor, stride: int, wino: Winograd | None) -> torch.Tensor:
+    """conv2d with padding k // 2 of float64 exact integers: Winograd where provably exact, else direct."""
+    if wino is not None and stride == 1 and wino.fits(a, b):
+        return winograd_3x3(a, wino.u, b)
+    return F.conv2d(a, w, b, stride, w.shape[-1] // 2)
+
+
 @dataclass
 class IntLayer:
     """One quantized convolution. `weight` is int8 or int16 in torch layout (deconv: (Cin, Cout, k, k))."""
@@ -101,7 +129,7 @@ class IntLayer:
     lo: torch.Tensor  # int64 per output channel
     hi: torch.Tensor  # int64 per output channel
     _float64: tuple[torch.Tensor, ...] | None = field(default=None, init=False, repr=False, compare=False)
-    _winograd: tuple[torch.Tensor, float] | None = field(default=None, init=False, repr=False, compare=False)
+    _wino: Winograd | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def out_channels(self) -> int:
@@ -122,29 +150,14 @@ class IntLayer:
         k = w.shape[-1]
         if self.transposed:
             acc = F.conv_transpose2d(a, w, b, self.stride, k // 2, output_padding=self.stride - 1)
-        elif self._winograd_fits(a):
-            acc = winograd_3x3(a, self._winograd_filters()[0], b)
         else:
-            acc = F.conv2d(a, w, b, self.stride, k // 2)
+            acc = exact_conv2d(a, w, b, self.stride, self._winograd())
         return acc.add_(offset).mul_(multiplier).floor_().clamp_(lo, hi)
 
-    def _winograd_filters(self) -> tuple[torch.Tensor, float]:
-        """4 G g G^T of every filter (exact integers, (16, Cout, Cin)) and the largest sum of |U| over Cin."""
-        if self._winograd is None:
-            u = winograd_filters(self.weight.to(torch.float64))
-            self._winograd = (u, float(u.abs().sum(dim=2).max()))
-        return self._winograd
-
-    def _winograd_fits(self, a: torch.Tensor) -> bool:
-        """A stride-1 3x3 convolution whose Winograd partial sums provably stay below 2^53 for this input.
-
-        |B^T d B| <= 4 max|d|; the output transform adds 9 products' sums, then the bias.
-        """
-        if self.stride != 1 or self.weight.shape[-1] != 3 or not a.numel():
-            return False
-        _, u_sum = self._winograd_filters()
-        bias = float(self.bias.abs().max()) if self.bias.numel() else 0.0
-        return 9 * u_sum * 4 * float(a.abs().max()) + 4 * bias < EXACT_LIMIT
+    def _winograd(self) -> Winograd | None:
+        if self._wino is None and not self.transposed and self.stride == 1 and self.weight.shape[-1] == 3:
+            self._wino = Winograd.of(self._constants()[0])
+        return self._wino
 
     def max_accumulator(self, in_max: float) -> float:
         """Bound on |acc| for inputs of magnitude <= in_max."""
