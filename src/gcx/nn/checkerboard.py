@@ -64,12 +64,15 @@ def off_anchor_outputs(net: IntNet, x: torch.Tensor) -> torch.Tensor:
     a = F.pad(a, (0, width % 2, 0, height % 2))  # zeros past the edge: what the convolution pads with anyway
     stack = torch.cat([a[:, :, p::2, q::2] for p, q in _ANCHORS], 1)
     first = net.layers[0]
-    kernels, half = _phase_kernels(first)
+    if "phases" not in first.derived:  # built once per layer: about 25 ms
+        kernels, half = _phase_kernels(first)
+        wino = Winograd.of(kernels) if kernels.shape[-1] == 3 else None  # k = 5: 3x3 phase kernels
+        first.derived["phases"] = (kernels, half, wino)
+    kernels, half, wino = first.derived["phases"]  # type: ignore[misc]
     _, b, offset, multiplier, lo, hi = first._constants()
     cout = first.out_channels
     offset2, multiplier2, lo2, hi2 = (torch.cat([v, v], 1) for v in (offset, multiplier, lo, hi))
     b2 = torch.cat([b, b])
-    wino = Winograd.of(kernels) if kernels.shape[-1] == 3 else None  # k = 5: 3x3 phase kernels
 
     def phases(part: torch.Tensor) -> torch.Tensor:  # both wanted phases, stacked on channels
         acc = exact_conv2d(part, kernels, b2, 1, wino)

@@ -55,27 +55,25 @@ def rescale(acc: torch.Tensor, shift: torch.Tensor, lo: torch.Tensor, hi: torch.
 # Winograd F(2x2, 3x3) (Lavin and Gray 2016) with G doubled, so every transform is integer: the filters
 # become 4 G g G^T, the output 4 times the convolution, divided back exactly (a power of two).
 _WINO_G2 = torch.tensor([[2.0, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]], dtype=torch.float64)
-
-
-def winograd_filters(weight: torch.Tensor) -> torch.Tensor:
-    """(Cout, Cin, 3, 3) exact integers -> (16, Cout, Cin): 4 G g G^T, flattened over the 4x4 tile."""
-    u = torch.einsum("xk,ockl,yl->xyoc", _WINO_G2, weight, _WINO_G2)
-    return u.reshape(16, *weight.shape[:2]).contiguous()
-
-
 _WINO_BT = torch.tensor([[1.0, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=torch.float64)
 _WINO_AT = torch.tensor([[1.0, 1, 1, 0], [0, 1, -1, -1]], dtype=torch.float64)
 _WINO_IN = torch.kron(_WINO_BT, _WINO_BT)  # (16, 16): a flattened 4x4 tile d -> B^T d B, entries 0 and +-1
 _WINO_OUT = torch.kron(_WINO_AT, _WINO_AT)  # (4, 16): a flattened 4x4 product -> A^T m A
+_WINO_FILTER = torch.kron(_WINO_G2, _WINO_G2)  # (16, 9): a flattened 3x3 filter g -> 4 G g G^T
+
+
+def winograd_filters(weight: torch.Tensor) -> torch.Tensor:
+    """(Cout, Cin, 3, 3) exact integers -> (16, Cout, Cin): 4 G g G^T, flattened over the 4x4 tile."""
+    return (_WINO_FILTER @ weight.reshape(-1, 9).T).view(16, *weight.shape[:2])
 
 
 def winograd_3x3(a: torch.Tensor, u: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """conv2d(a, g, bias, stride 1, padding 1) for float64 exact integers, with 16/36 of the products.
 
-    u: winograd_filters(g).
-    Exact (bit-identical to the direct convolution) while every partial sum stays below 2^53, which
-    IntLayer checks before choosing it. Why: the hyper-decoder's last 3x3 layer was a quarter of
-    ntc's decoding time, in float64 GEMMs that run at a third of float32's speed.
+    u is winograd_filters(g). Exact (bit-identical to the direct convolution) while every partial
+    sum stays below 2^53, which `Winograd.fits` checks before it is chosen. Why: the hyper-decoder's
+    last 3x3 layer was a quarter of ntc's decoding time, in float64 GEMMs that run at a third of
+    float32's speed.
     """
     n, c, h, w = a.shape
     th, tw = -(-h // 2), -(-w // 2)
@@ -130,6 +128,7 @@ class IntLayer:
     hi: torch.Tensor  # int64 per output channel
     _float64: tuple[torch.Tensor, ...] | None = field(default=None, init=False, repr=False, compare=False)
     _wino: Winograd | None = field(default=None, init=False, repr=False, compare=False)
+    derived: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)  # callers' caches
 
     @property
     def out_channels(self) -> int:
