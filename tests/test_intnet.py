@@ -171,3 +171,18 @@ def test_int_layer_uses_winograd_only_where_it_is_provably_exact(monkeypatch: py
     strided = IntLayer(False, 2, w, *(torch.zeros(4, dtype=torch.int64),) * 3, torch.full((4,), 1 << 52))
     strided.forward(small)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("k", [5, 3, 1])
+@pytest.mark.parametrize(("height", "width"), [(16, 24), (3, 5)])
+def test_stride_2_transposed_layers_run_as_subpixel_convolutions_bit_for_bit(k: int, height: int, width: int) -> None:
+    """The phase kernels and the pixel shuffle give conv_transpose2d's exact integers (5x5 via Winograd)."""
+    g = torch.Generator().manual_seed(k * height)
+    w = torch.randint(-2047, 2048, (64, 48, k, k), generator=g).to(torch.int16)
+    b = torch.randint(-(1 << 30), 1 << 30, (48,), generator=g)
+    limit = torch.full((48,), 1 << 52)
+    layer = IntLayer(True, 2, w, b, torch.zeros(48, dtype=torch.int64), -limit, limit)
+    a = torch.randint(0, 1 << 15, (2, 64, height, width), generator=g).double()
+    expected = torch.nn.functional.conv_transpose2d(a, w.double(), b.double(), 2, k // 2, output_padding=1)
+    assert expected.abs().max() < 2**52  # the clamp does not act: the comparison is of the sums
+    assert torch.equal(layer.forward(a), expected)

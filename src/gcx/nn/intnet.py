@@ -147,11 +147,36 @@ class IntLayer:
         """a: float64 tensor of exact integers, (B, Cin, H, W)."""
         w, b, offset, multiplier, lo, hi = self._constants()
         k = w.shape[-1]
-        if self.transposed:
+        if self.transposed and self.stride == 2:
+            kernels, bias4, wino = self._subpixel()
+            acc = F.pixel_shuffle(exact_conv2d(a, kernels, bias4, 1, wino), 2)
+        elif self.transposed:
             acc = F.conv_transpose2d(a, w, b, self.stride, k // 2, output_padding=self.stride - 1)
         else:
             acc = exact_conv2d(a, w, b, self.stride, self._winograd())
         return acc.add_(offset).mul_(multiplier).floor_().clamp_(lo, hi)
+
+    def _subpixel(self) -> tuple[torch.Tensor, torch.Tensor, Winograd | None]:
+        """This stride-2 transposed layer as a stride-1 convolution to 4 Cout channels, one per output
+        phase, before a pixel shuffle (same integer products, so the same exact result), built once.
+
+        Why: a 5x5 one becomes a 3x3 convolution, which takes the Winograd path.
+        """
+        if "subpixel" not in self.derived:
+            w, b = self._constants()[:2]
+            cin, cout, k, _ = w.shape
+            pad = k // 2
+            taps = [[(dy, kk) for kk in range(k) if (dy := p + pad - kk) % 2 == 0] for p in (0, 1)]
+            reach = max(abs(dy) // 2 for phase in taps for dy, _ in phase)
+            kernels = torch.zeros(cout, 4, cin, 2 * reach + 1, 2 * reach + 1, dtype=w.dtype)
+            for p, q in ((0, 0), (0, 1), (1, 0), (1, 1)):
+                for dy, ky in taps[p]:
+                    for dx, kx in taps[q]:
+                        kernels[:, 2 * p + q, :, dy // 2 + reach, dx // 2 + reach] = w[:, :, ky, kx].T
+            kernels = kernels.view(4 * cout, cin, 2 * reach + 1, 2 * reach + 1)
+            wino = Winograd.of(kernels) if reach == 1 else None
+            self.derived["subpixel"] = (kernels, b.repeat_interleave(4), wino)
+        return self.derived["subpixel"]  # type: ignore[return-value]
 
     def _winograd(self) -> Winograd | None:
         if self._wino is None and not self.transposed and self.stride == 1 and self.weight.shape[-1] == 3:
