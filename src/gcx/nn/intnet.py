@@ -127,8 +127,7 @@ class IntLayer:
     lo: torch.Tensor  # int64 per output channel
     hi: torch.Tensor  # int64 per output channel
     _float64: tuple[torch.Tensor, ...] | None = field(default=None, init=False, repr=False, compare=False)
-    _wino: Winograd | None = field(default=None, init=False, repr=False, compare=False)
-    derived: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)  # callers' caches
+    derived: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)  # built once
 
     @property
     def out_channels(self) -> int:
@@ -166,22 +165,24 @@ class IntLayer:
             w, b = self._constants()[:2]
             cin, cout, k, _ = w.shape
             pad = k // 2
-            taps = [[(dy, kk) for kk in range(k) if (dy := p + pad - kk) % 2 == 0] for p in (0, 1)]
-            reach = max(abs(dy) // 2 for phase in taps for dy, _ in phase)
+            # output row 2i + p takes input row i + (p + pad - ky) / 2 through kernel row ky of that parity
+            taps = [[((p + pad - ky) // 2, ky) for ky in range(k) if (p + pad - ky) % 2 == 0] for p in (0, 1)]
+            reach = max(abs(off) for phase in taps for off, _ in phase)
             kernels = torch.zeros(cout, 4, cin, 2 * reach + 1, 2 * reach + 1, dtype=w.dtype)
             for p, q in ((0, 0), (0, 1), (1, 0), (1, 1)):
                 for dy, ky in taps[p]:
                     for dx, kx in taps[q]:
-                        kernels[:, 2 * p + q, :, dy // 2 + reach, dx // 2 + reach] = w[:, :, ky, kx].T
+                        kernels[:, 2 * p + q, :, dy + reach, dx + reach] = w[:, :, ky, kx].T
             kernels = kernels.view(4 * cout, cin, 2 * reach + 1, 2 * reach + 1)
             wino = Winograd.of(kernels) if reach == 1 else None
             self.derived["subpixel"] = (kernels, b.repeat_interleave(4), wino)
         return self.derived["subpixel"]  # type: ignore[return-value]
 
     def _winograd(self) -> Winograd | None:
-        if self._wino is None and not self.transposed and self.stride == 1 and self.weight.shape[-1] == 3:
-            self._wino = Winograd.of(self._constants()[0])
-        return self._wino
+        if "winograd" not in self.derived:
+            fits = not self.transposed and self.stride == 1 and self.weight.shape[-1] == 3
+            self.derived["winograd"] = Winograd.of(self._constants()[0]) if fits else None
+        return self.derived["winograd"]  # type: ignore[return-value]
 
     def max_accumulator(self, in_max: float) -> float:
         """Bound on |acc| for inputs of magnitude <= in_max."""
