@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 
-_PROBE = """
+PROBE = """
 import ctypes, resource, sys, time
 import numpy as np, torch
 from PIL import Image
@@ -50,7 +50,7 @@ else:
 
 
 def _probe(config: str, kind: str) -> list[float]:
-    out = subprocess.run([sys.executable, "-c", _PROBE, config, kind], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", PROBE, config, kind], capture_output=True, text=True, check=True)
     return [float(v) for v in out.stdout.split()]
 
 
