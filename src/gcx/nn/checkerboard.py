@@ -59,10 +59,14 @@ def off_anchor_outputs(net: IntNet, x: torch.Tensor) -> torch.Tensor:
 
     x: integer tensor (B, C, H, W). Returns float64 exact integers, like IntNet.__call__.
     """
-    a = x.to(torch.float64).clamp(net.in_lo, net.in_hi)
-    height, width = a.shape[2:]
-    a = F.pad(a, (0, width % 2, 0, height % 2))  # zeros past the edge: what the convolution pads with anyway
-    stack = torch.cat([a[:, :, p::2, q::2] for p, q in _ANCHORS], 1)
+    height, width = x.shape[2:]
+    half_h, half_w = -(-height // 2), -(-width // 2)
+
+    def phase(p: int, q: int) -> torch.Tensor:  # clamped, then zeros past the edge (what the convolution pads)
+        part = x[:, :, p::2, q::2].to(torch.float64).clamp_(net.in_lo, net.in_hi)
+        return F.pad(part, (0, half_w - part.shape[3], 0, half_h - part.shape[2]))
+
+    stack = torch.cat([phase(p, q) for p, q in _ANCHORS], 1)  # no float64 copy of the whole grid: memory
     first = net.layers[0]
     if "phases" not in first.derived:  # built once per layer: about 25 ms
         kernels, half = _phase_kernels(first)
@@ -85,7 +89,7 @@ def off_anchor_outputs(net: IntNet, x: torch.Tensor) -> torch.Tensor:
     rows = max(4, STRIPE_BYTES // (8 * kernels.shape[1] * kernels.shape[2] ** 2 * max(1, stack.shape[3])))
     both = in_row_stripes(phases, stack, rows, half + 1)
     c = both.shape[1] // 2
-    out = torch.zeros(a.shape[0], c, a.shape[2], a.shape[3], dtype=torch.float64)
+    out = torch.zeros(x.shape[0], c, 2 * half_h, 2 * half_w, dtype=torch.float64)
     for i, (p, q) in enumerate(_WANTED):
         out[:, :, p::2, q::2] = both[:, i * c : (i + 1) * c]
     return out[:, :, :height, :width]

@@ -42,13 +42,15 @@ def _rescale_constants(shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return offset, torch.pow(2.0, -s)
 
 
-def rescale(acc: torch.Tensor, shift: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+def rescale(
+    acc: torch.Tensor, shift: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, in_place: bool = False
+) -> torch.Tensor:
     """Per channel: round-half-up right shift by s > 0 (exact left shift for s <= 0), then clamp.
 
-    acc: float64 exact integers (B, C, H, W); shift, lo, hi: int64 (C,).
+    acc: float64 exact integers (B, C, H, W), overwritten if in_place; shift, lo, hi: int64 (C,).
     """
     offset, multiplier = _rescale_constants(shift)
-    out = acc + offset  # the one new tensor: a 4000x3000 picture's parameters are 200 MB each
+    out = acc.add_(offset) if in_place else acc + offset  # at most one new tensor: 200 MB at 4000x3000
     return out.mul_(multiplier).floor_().clamp_(lo.view(1, -1, 1, 1).double(), hi.view(1, -1, 1, 1).double())
 
 

@@ -108,11 +108,11 @@ def context_params(
     w: NtcWeights, raw: torch.Tensor, s: torch.Tensor, mu: torch.Tensor, anchors: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Second-pass parameters: the hyper-decoder's raw output plus the context net on the decoded anchors."""
-    decoded = torch.where(anchors, (s << MEAN_FRAC_BITS) + mu, 0)
+    decoded = (s << MEAN_FRAC_BITS).add_(mu).masked_fill_(~anchors, 0)  # one tensor: the peak at 4000x3000 is here
     assert w.context is not None
     refined = off_anchor_outputs(w.context, decoded) if applies(w.context) else w.context(decoded)
     del decoded
-    return finish_params(refined.add_(raw), w.config)  # exact integers: in place, one tensor fewer
+    return finish_params(refined.add_(raw), w.config, in_place=True)  # exact integers: in place, tensors fewer
 
 
 @torch.no_grad()

@@ -123,10 +123,13 @@ def hyper_outputs(net: IntNet, z: torch.Tensor, m: int) -> tuple[torch.Tensor, t
     return out[:, :m], out[:, m:]
 
 
-def finish_params(raw: torch.Tensor, c: NtcConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights with context: the summed 2^-24-unit parameters -> (mean in 1/64 units, scale index), int64."""
+def finish_params(raw: torch.Tensor, c: NtcConfig, in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights with context: the summed 2^-24-unit parameters -> (mean in 1/64 units, scale index), int64.
+
+    in_place: raw is a temporary and may be overwritten (one float64 tensor fewer at the peak).
+    """
     frac, lo, hi = _param_bounds(c)
-    out = rescale(raw, RAW_FRAC_BITS - frac, lo, hi).to(torch.int64)
+    out = rescale(raw, RAW_FRAC_BITS - frac, lo, hi, in_place).to(torch.int64)
     return out[:, : c.m], out[:, c.m :]
 
 
