@@ -37,9 +37,12 @@ def main() -> None:
             cells.append(f"{'-' if bd is None else f'{bd:+.1f}%':>{width}}")
         print(f"{test:<{width}}" + "".join(cells))
     if args.per_image:
-        test, _, anchor = args.per_image.partition(":")
-        if test not in by_codec or anchor not in by_codec:
-            raise SystemExit(f"--per-image: codecs must be two of {', '.join(codecs)}")
+        text = args.per_image  # codec names may hold ':' themselves (gcx-ntc:refine=40): try every split
+        pairs = [(text[:i], text[i + 1 :]) for i, c in enumerate(text) if c == ":"]
+        pairs = [(t, a) for t, a in pairs if t in by_codec and a in by_codec]
+        if len(pairs) != 1:
+            raise SystemExit(f"--per-image: TEST:ANCHOR must name two of {', '.join(codecs)}")
+        test, anchor = pairs[0]
         print(f"\nBD-rate ({args.metric}) of {test} against {anchor}, per image")
         for name in images:
             bd = _bd_summary(by_codec[anchor], by_codec[test], [name], args.metric).images_mean

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -330,3 +332,16 @@ def test_bench_directory_without_images(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     result = CliRunner().invoke(bench, [str(tmp_path), "--codecs", "jpeg"])
     assert result.exit_code == 2 and "no image files" in result.output
+
+
+def test_bd_matrix_per_image_takes_codec_names_with_options() -> None:
+    """benchmarks/bd_matrix.py on a committed bench run: 'gcx-ntc:refine=40:webp' splits at the one
+    colon that leaves two codecs of the run; a pair it cannot split is refused in one line."""
+    root = Path(__file__).resolve().parent.parent / "benchmarks"
+    run = [sys.executable, str(root / "bd_matrix.py"), str(root / "results" / "bench-refine-sga.json")]
+    out = subprocess.run([*run, "--per-image", "gcx-ntc:refine=40:webp"], capture_output=True, text=True, check=True)
+    assert "BD-rate (psnr_rgb) of gcx-ntc:refine=40 against webp, per image" in out.stdout
+    rows = out.stdout.split("per image\n")[1].splitlines()
+    assert len(rows) == 9 and all(r.rstrip().endswith("%") for r in rows)
+    bad = subprocess.run([*run, "--per-image", "gcx-ntc:refine=41:webp"], capture_output=True, text=True)
+    assert bad.returncode != 0 and bad.stderr.strip().startswith("--per-image: TEST:ANCHOR must name two of")

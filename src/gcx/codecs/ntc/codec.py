@@ -96,8 +96,8 @@ class NtcCodec(Codec):
     }
 
     options: ClassVar[dict[str, str]] = {
-        "refine": "gradient steps on the latents for this picture (0..1000, default 0): smaller files at equal "
-        "quality, about 1 s per step per megapixel on 2 cores; decoding is unchanged",
+        "refine": "gradient steps on the latents for this picture (0..1000, default 0; 40 saves about 6% at equal "
+        "PSNR): about 3 s per step per megapixel on 2 cores; decoding is unchanged",
     }
 
     def encode_image(self, image: RasterImage, quality: float | None = None) -> EncodedImage:
