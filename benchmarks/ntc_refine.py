@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from gcx.bench.bdrate import bd_rate
+from gcx.bench.metrics import psnr
 from gcx.codecs.ntc import engine, refine
 from gcx.codecs.ntc.codec import load_weights
 
@@ -40,8 +41,7 @@ def curve(w, rgb: np.ndarray, qualities: list[float], steps: int) -> list[tuple[
         hyper, latents, _ = engine.encode_rgb(w, rgb, code, steps)
         out = engine.decode_rgb(w, hyper, latents, h, wd, code)
         bits = 8 * (len(hyper) + sum(len(p) for p in latents))
-        mse = np.mean((out.astype(np.float64) - rgb) ** 2)
-        points.append((bits / (h * wd), 10 * np.log10(255**2 / mse)))
+        points.append((bits / (h * wd), psnr(rgb, out)))
     return points
 
 
