@@ -90,6 +90,8 @@ class Run:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
         self.gen = torch.Generator().manual_seed(args.seed)
         self.ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        # parameters frozen before the run starts keep their exact values in the EMA weights too
+        self.frozen = {k for k, v in model.named_parameters() if not v.requires_grad}
         self.step = 0
         if state is not None:
             model.load_state_dict(state["model"])
@@ -138,6 +140,8 @@ class Run:
         decay = min(self.args.ema, (1 + self.step) / (10 + self.step))
         with torch.no_grad():
             for k, v in self.model.state_dict().items():
+                if k in self.frozen:
+                    continue
                 if v.dtype.is_floating_point:
                     self.ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
                 else:

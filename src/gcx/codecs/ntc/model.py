@@ -199,7 +199,19 @@ class NtcModel(nn.Module):
         """`forward` with the transforms passed in: nvc's P-frame model passes conditional ones."""
         with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             y = analysis(x)
-        y = y.float() * self.gain.gain(position)
+        y_hat, bits_y, bits_z = self.entropy_terms(y.float() * self.gain.gain(position), generator)
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            x_hat = synthesis(y_hat * self.inv_gain.gain(position))
+        return {"x_hat": x_hat.float(), "bits_y": bits_y, "bits_z": bits_z}
+
+    def entropy_terms(
+        self, y: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Latents y (gain applied) -> (y_hat with straight-through rounding, bits of y, bits of z).
+
+        The rates use additive uniform noise; the entropy-model fine-tuning (gcx.train.entropy)
+        calls this alone, on latents of frozen transforms.
+        """
         z = self.h_a(y)
         z_hat = z + (torch.round(z) - z).detach()
         z_noisy = z + torch.rand(z.shape, generator=generator, dtype=z.dtype) - 0.5
@@ -216,6 +228,4 @@ class NtcModel(nn.Module):
         y_noisy_res = y + torch.rand(y.shape, generator=generator, dtype=y.dtype) - 0.5 - mu
         bits_y = -torch.log2(gaussian_pmf(y_noisy_res, sigma).clamp_min(1e-9)).sum()
         bits_z = -torch.log2(self.prior.pmf(z_noisy).clamp_min(1e-9)).sum()
-        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-            x_hat = synthesis(y_hat * self.inv_gain.gain(position))
-        return {"x_hat": x_hat.float(), "bits_y": bits_y, "bits_z": bits_z}
+        return y_hat, bits_y, bits_z

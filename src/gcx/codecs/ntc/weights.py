@@ -32,7 +32,7 @@ Z_SUPPORT = 512  # z table search range -512..512 before trimming
 RAW_FRAC_BITS = 24  # context weights: both integer nets end in parameters in units of 2^-24 ...
 RAW_LIMIT = 1 << 50  # ... clamped to +-2^50, so their sum stays exact in float64
 CTX_IN_LIMIT = 1 << 21  # context-net input (decoded anchor latents, 1/64 units) clamp
-_NEVER_STORED = ("h_s.", "prior.", "ctx.")  # float parts that ship as integer networks and tables instead
+NEVER_STORED = ("h_s.", "prior.", "ctx.")  # float parts that ship as integer networks and tables instead
 
 
 @dataclass
@@ -65,7 +65,7 @@ class NtcWeights:
         config = NtcConfig.from_dict(meta["config"])
         t = load_file(str(path))
         model = model_type(config)
-        stored = [k for k in model.state_dict() if not k.startswith(_NEVER_STORED)]
+        stored = [k for k in model.state_dict() if not k.startswith(NEVER_STORED)]
         if any(k not in t for k in stored):
             raise ValueError(f"{path}: float tensors do not match the configuration")
         model.load_state_dict({k: t[k] for k in stored}, strict=False)
@@ -177,7 +177,7 @@ def export_weights(
         "index_mismatch": float((idx_q.double() != idx_f.double()).double().mean()),
     }
     tensors: dict[str, torch.Tensor] = {
-        k: v.detach().float().contiguous() for k, v in model.state_dict().items() if not k.startswith(_NEVER_STORED)
+        k: v.detach().float().contiguous() for k, v in model.state_dict().items() if not k.startswith(NEVER_STORED)
     }
     tensors.update(int_tensors("hs", net))
     if c.context:
