@@ -86,6 +86,7 @@ def lossy_streams() -> dict[str, bytes]:
         "ntc-v5-rgb-96x64-q60.gcx": _ntc("ntc-v5.safetensors", RasterImage(_texture(64, 96, 3, 10)), 60),
         "ntc-v6-rgb-96x64-q60.gcx": _ntc("ntc-v6.safetensors", RasterImage(_texture(64, 96, 3, 12)), 60),
         "ntc-v7-rgb-96x64-q60.gcx": _ntc("ntc-v7.safetensors", RasterImage(_texture(64, 96, 3, 13)), 60),
+        "ntc-v8-rgb-96x64-q60.gcx": _ntc("ntc-v8.safetensors", RasterImage(_texture(64, 96, 3, 14)), 60),
     }
 
 

@@ -115,3 +115,15 @@ def test_checkpoint_of_another_model_is_refused(setup: tuple[Path, Path, Path], 
 def test_crop_off_the_hyper_latent_grid_is_refused(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="multiple of 64"):
         entropy.train(_args(setup, tmp_path, crop=96))
+
+
+def test_shipped_v8_is_v7_with_another_entropy_model() -> None:
+    """ntc-v8 came from this fine-tuning: v7's transforms and gains exactly, a different entropy model."""
+    folder = Path(__file__).resolve().parents[1] / "weights"
+    v7, v8 = (load_file(str(folder / f"ntc-{v}.safetensors")) for v in ("v7", "v8"))
+    assert v7.keys() == v8.keys()
+    for key in v7:
+        if key.startswith(TRANSFORMS):
+            assert torch.equal(v7[key], v8[key]), key
+        elif key.startswith(("h_a.", "z.freq")) or key.endswith(".weight"):  # hs.*, cx.*: integer networks
+            assert not torch.equal(v7[key], v8[key]), key

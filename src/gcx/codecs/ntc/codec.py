@@ -32,7 +32,7 @@ _NPAR = struct.Struct("<HBB")
 _FLAG_ALPHA = 1
 DEFAULT_QUALITY = 75.0
 WEIGHTS_ENV = "GCX_WEIGHTS"
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[4] / "weights" / "ntc-v7.safetensors"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[4] / "weights" / "ntc-v8.safetensors"
 
 _cache: dict[tuple[str, int, int], NtcWeights] = {}
 
@@ -56,7 +56,7 @@ def _load(path: Path) -> NtcWeights:
 
 
 def load_weights() -> NtcWeights:
-    """The weights the encoder uses: $GCX_WEIGHTS, else weights/ntc-v7.safetensors."""
+    """The weights the encoder uses: $GCX_WEIGHTS, else weights/ntc-v8.safetensors."""
     return _load(weights_path())
 
 
