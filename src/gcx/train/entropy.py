@@ -1,17 +1,18 @@
 """Fine-tune ntc's entropy model alone, for rate only, on the latents of whole training photos.
 
     python -m gcx.train.entropy --weights weights/ntc-v7.safetensors --init runs/ntc6/last.pt \
-        --data data/photos --out runs/ntc-entropy1 --steps 2000
+        --data data/photos --out runs/ntc-entropy1 --steps 2500     # ntc-v8 (weights/TRAINING.md)
     python -m gcx.train.ntc export --checkpoint runs/ntc-entropy1/last.pt --data data/photos --out W
 
 Why: the joint training draws 128x128 crops, whose latents are 8x8 and hyper-latents 2x2, so the
 zero padding of h_a, h_s and the context net reaches almost every position it trains on, while a
 coded photo is mostly interior; and its crops favour detail (`--detail-candidates`), while photos
-are not. Here the transforms, the gains and so every reconstruction stay exactly those of the
-weights file: h_a, h_s, the context net and the factorized prior learn the rate of the frozen
-g_a's latents on larger crops of whole photos, at continuous rate positions. The float entropy
-model is not stored in weights files (it ships as integers), so it starts from a training
-checkpoint's (`--init`); h_a starts from the weights file's own.
+are not. Here the transforms and the gains stay exactly those of the weights file (the predicted
+means only shift each latent's rounding grid, so distortion barely moves), and h_a, h_s, the
+context net and the factorized prior learn the rate of the frozen g_a's latents on larger crops of
+whole photos, at continuous rate positions. The float entropy model is not stored in weights
+files (it ships as integers), so it starts from a training checkpoint's (`--init`); h_a starts
+from the weights file's own.
 """
 
 from __future__ import annotations
