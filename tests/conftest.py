@@ -74,3 +74,12 @@ def run_on_machines(script: str, args: list[str], env: dict[str, str]) -> Iterat
         command = [sys.executable, "-c", script, str(threads), *(a.format(label=label) for a in args)]
         proc = subprocess.run(command, env=run_env, capture_output=True, text=True, check=True)
         yield label, proc.stdout.strip().splitlines()[-1]
+
+
+def assert_same_training_state(whole: dict, resumed: dict) -> None:
+    """Two trainer checkpoints hold bit-identical model and EMA weights (a resumed run against a whole one)."""
+    import torch
+
+    for part in ("model", "ema"):
+        for key, value in whole[part].items():
+            assert torch.equal(value, resumed[part][key]), f"{part}.{key} differs after resume"

@@ -29,7 +29,7 @@ from gcx.registry import CodecRegistry
 from gcx.train import loop
 from gcx.train import ntc as train_ntc
 from gcx.train.loop import PROGRESS, STOP, native_bf16
-from tests.conftest import photo_like, run_on_machines
+from tests.conftest import assert_same_training_state, photo_like, run_on_machines
 
 TINY = NtcConfig(n=8, m=8, mz=8)
 TINY_CONTEXT = NtcConfig(n=8, m=8, mz=8, context=8, residual=1)  # and residual units
@@ -176,9 +176,7 @@ def test_resumed_run_is_bit_identical(photos: Path, tmp_path: Path) -> None:
     train_ntc.train(_train_args(photos, tmp_path / "b", steps=8, stop_at=4))
     resumed = torch.load(train_ntc.train(_train_args(photos, tmp_path / "b", steps=8, resume=True)), weights_only=False)
     assert resumed["step"] == whole["step"] == 8
-    for part in ("model", "ema"):
-        for key, value in whole[part].items():
-            assert torch.equal(value, resumed[part][key]), f"{part}.{key} differs after resume"
+    assert_same_training_state(whole, resumed)
     assert torch.equal(whole["rng"], resumed["rng"])
 
 

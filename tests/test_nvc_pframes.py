@@ -28,7 +28,7 @@ from gcx.train import nvc as train_nvc
 from gcx.train.loop import PROGRESS
 from gcx.video import api as vapi
 from gcx.video.io import Frame, VideoSource
-from tests.conftest import run_on_machines
+from tests.conftest import assert_same_training_state, run_on_machines
 from tests.test_ntc import _tiny_weights
 from tests.test_video import decoded, make_clip
 
@@ -244,9 +244,7 @@ def test_training_runs_resumes_identically_and_exports(clip: Path, tmp_path: Pat
     train_nvc.train(_train_args(clip, tmp_path / "b", steps=6, stop_at=3))
     resumed = torch.load(train_nvc.train(_train_args(clip, tmp_path / "b", steps=6, resume=True)), weights_only=False)
     assert resumed["step"] == whole["step"] == 6 and "step 6 " in (tmp_path / "a" / PROGRESS).read_text()
-    for part in ("model", "ema"):
-        for key, value in whole[part].items():
-            assert torch.equal(value, resumed[part][key]), f"{part}.{key} differs after resume"
+    assert_same_training_state(whole, resumed)
     out = tmp_path / "cond.safetensors"
     args = io.StringIO()  # export prints a report; keep the test output quiet
     sys.stdout, saved = args, sys.stdout

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from gcx.codecs.ntc.weights import NtcWeights, export_weights
 from gcx.train import entropy
 from gcx.train import ntc as train_ntc
-from tests.conftest import photo_like
+from tests.conftest import assert_same_training_state, photo_like
 
 TRANSFORMS = ("g_a.", "g_s.", "gain.", "inv_gain.")
 TINY_RUN = "--crop 64 --batch 2 --threads 1 --n 8 --m 8 --mz 8 --context 8 --steps 3 --lr 3e-3"
@@ -85,9 +85,7 @@ def test_resumed_tuning_is_bit_identical(setup: tuple[Path, Path, Path], tmp_pat
     entropy.train(_args(setup, tmp_path / "b", steps=8, stop_at=3))
     resumed = torch.load(entropy.train(_args(setup, tmp_path / "b", steps=8, resume=True)), weights_only=False)
     assert resumed["step"] == whole["step"] == 8
-    for part in ("model", "ema"):
-        for key, value in whole[part].items():
-            assert torch.equal(value, resumed[part][key]), f"{part}.{key} differs after resume"
+    assert_same_training_state(whole, resumed)
 
 
 def test_checkpoint_of_another_model_is_refused(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
